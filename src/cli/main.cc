@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   referee::cli::register_generate(app);
   referee::cli::register_serve_model(app);
   referee::cli::register_zoo(app);
+  referee::cli::register_trace(app);
 
   try {
     app.parse(argc, argv);

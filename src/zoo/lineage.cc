@@ -12,9 +12,12 @@
 namespace referee::zoo {
 namespace {
 
+// Edges along which all of a model's weights descend from its parent. A graft ("borrowed_layers")
+// copies only part of the donor, and distillation copies behaviour, not weights. Training a
+// grafted initialisation ("trained_around_borrowed_layers") is a weight edge: every weight of the
+// trained model starts from the graft's.
 bool weight_edge(const Edge& e) {
-  return e.kind != "distillation" && e.kind != "borrowed_layers" &&
-         e.kind != "trained_around_borrowed_layers";
+  return e.kind != "distillation" && e.kind != "borrowed_layers";
 }
 
 }  // namespace

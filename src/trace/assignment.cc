@@ -1,0 +1,146 @@
+#include "trace/assignment.h"
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <utility>
+
+#include "util/checked_math.h"
+#include "util/error.h"
+
+namespace referee::trace {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// Minimum-cost assignment of every row of the n x m matrix cost(i, j) = -score[i·m + j], n <= m,
+// by shortest augmenting paths: rows are added one at a time, and each new row reaches a free
+// column along the cheapest alternating path, found by Dijkstra's algorithm on reduced costs
+// c(i, j) - u(i) - v(j) >= 0 (Jonker and Volgenant, Computing 38, 1987; the rectangular form and
+// the potential updates follow Crouse, IEEE Trans. Aerospace and Electronic Systems 52, 2016).
+// Potentials are doubles: the scores are floats, and sums of many of them must not round.
+class ShortestAugmentingPath {
+ public:
+  ShortestAugmentingPath(const float* score, size_t n, size_t m)
+      : score_(score),
+        n_(n),
+        m_(m),
+        u_(n, 0.0),
+        v_(m, 0.0),
+        col_of_row_(n, kNone),
+        row_of_col_(m, kNone),
+        dist_(m),
+        pred_(m),
+        todo_(m) {
+    scanned_.reserve(m);
+  }
+
+  // For each row, its column (every row is matched, as n <= m).
+  std::vector<size_t> solve() {
+    for (size_t row = 0; row < n_; ++row) augment(row);
+    return std::move(col_of_row_);
+  }
+
+ private:
+  static constexpr size_t kNone = SIZE_MAX;
+
+  // Adds `row` to the matching: Dijkstra from it over the columns until the nearest free column
+  // (the sink) is settled, then updates the potentials and flips the path.
+  void augment(size_t row) {
+    for (size_t j = 0; j < m_; ++j) todo_[j] = j, dist_[j] = kInf;
+    size_t todo_count = m_;
+    scanned_.clear();
+    double settled = 0;  // distance of the column settled last
+    size_t i = row, sink = kNone;
+    while (sink == kNone) {
+      // Relax every unsettled column through row i, and pick the nearest; among equals prefer a
+      // free column, which ends the search sooner.
+      const float* c = score_ + i * m_;
+      const double base = settled - u_[i];
+      double lowest = kInf;
+      size_t best = 0;
+      for (size_t t = 0; t < todo_count; ++t) {
+        const size_t j = todo_[t];
+        const double r = base - static_cast<double>(c[j]) - v_[j];  // cost = -score
+        if (r < dist_[j]) dist_[j] = r, pred_[j] = i;
+        if (dist_[j] < lowest || (dist_[j] == lowest && row_of_col_[j] == kNone)) {
+          lowest = dist_[j], best = t;
+        }
+      }
+      // Finite scores keep every distance finite, so some column is always settled.
+      settled = lowest;
+      const size_t j = todo_[best];
+      todo_[best] = todo_[--todo_count];
+      scanned_.push_back(j);
+      if (row_of_col_[j] == kNone) {
+        sink = j;
+      } else {
+        i = row_of_col_[j];
+      }
+    }
+
+    // Potentials: keep reduced costs >= 0 everywhere and 0 on the matching (and on the new path).
+    u_[row] += settled;
+    for (size_t j : scanned_) {
+      if (j == sink) continue;
+      const double delta = settled - dist_[j];
+      u_[row_of_col_[j]] += delta;
+      v_[j] -= delta;
+    }
+    // Flip the alternating path from the sink back to `row`.
+    for (size_t j = sink;;) {
+      const size_t r = pred_[j];
+      row_of_col_[j] = r;
+      const size_t previous = col_of_row_[r];
+      col_of_row_[r] = j;
+      if (r == row) break;
+      j = previous;
+    }
+  }
+
+  const float* score_;
+  size_t n_, m_;
+  std::vector<double> u_, v_;  // row and column potentials
+  std::vector<size_t> col_of_row_, row_of_col_;
+  std::vector<double> dist_;     // shortest reduced distance from the new row, per column
+  std::vector<size_t> pred_;     // the row the shortest path reaches each column from
+  std::vector<size_t> todo_;     // columns not settled yet (the first todo_count entries)
+  std::vector<size_t> scanned_;  // columns settled, in order
+};
+
+}  // namespace
+
+std::vector<int64_t> max_score_assignment(const float* score, int64_t rows, int64_t cols) {
+  if (rows < 0 || cols < 0) {
+    throw invalid_argument("assignment", "the score matrix has a negative size ({} x {})", rows,
+                           cols);
+  }
+  const auto size = checked_mul(static_cast<uint64_t>(rows), static_cast<uint64_t>(cols));
+  if (!size || *size > static_cast<uint64_t>(INT64_MAX) / sizeof(float)) {
+    throw invalid_argument("assignment", "the score matrix is too large ({} x {})", rows, cols);
+  }
+  const auto n_rows = static_cast<size_t>(rows), n_cols = static_cast<size_t>(cols);
+  std::vector<int64_t> col_of_row(n_rows, -1);
+  if (rows == 0 || cols == 0) return col_of_row;
+  for (size_t k = 0; k < *size; ++k) {
+    if (!std::isfinite(score[k])) {
+      throw invalid_argument("assignment", "score ({}, {}) is not finite ({})", k / n_cols,
+                             k % n_cols, score[k]);
+    }
+  }
+  if (rows <= cols) {
+    const auto matched = ShortestAugmentingPath(score, n_rows, n_cols).solve();
+    for (size_t r = 0; r < n_rows; ++r) col_of_row[r] = static_cast<int64_t>(matched[r]);
+    return col_of_row;
+  }
+  // More rows than columns: match every column to a row, on the transposed matrix.
+  std::vector<float> transposed(*size);
+  for (size_t r = 0; r < n_rows; ++r) {
+    for (size_t c = 0; c < n_cols; ++c) transposed[c * n_rows + r] = score[r * n_cols + c];
+  }
+  const auto row_of_col = ShortestAugmentingPath(transposed.data(), n_cols, n_rows).solve();
+  for (size_t c = 0; c < n_cols; ++c) col_of_row[row_of_col[c]] = static_cast<int64_t>(c);
+  return col_of_row;
+}
+
+}  // namespace referee::trace

@@ -1,0 +1,453 @@
+#include "trace/weight_evidence.h"
+
+#include <cblas.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <set>
+#include <unordered_map>
+
+#include "trace/assignment.h"
+#include "trace/cka.h"
+#include "trace/statistics.h"
+
+namespace referee::trace {
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+struct SharedProbes {
+  std::vector<int64_t> a_columns, b_columns;
+  int64_t size() const { return static_cast<int64_t>(a_columns.size()); }
+};
+
+SharedProbes shared_probes(const Fingerprint& a, const Fingerprint& b) {
+  std::unordered_map<std::string_view, int64_t> in_b;
+  for (int64_t i = 0; i < b.probe_count(); ++i) in_b.emplace(b.probe_tokens[static_cast<size_t>(i)], i);
+  SharedProbes s;
+  for (int64_t i = 0; i < a.probe_count(); ++i) {
+    auto it = in_b.find(a.probe_tokens[static_cast<size_t>(i)]);
+    if (it == in_b.end()) continue;
+    s.a_columns.push_back(i);
+    s.b_columns.push_back(it->second);
+  }
+  return s;
+}
+
+// Rows of `r` restricted to the shared probe columns, each centred and scaled to unit length, so
+// that the dot product of two rows is their Pearson correlation across the shared probes. (A
+// neuron's scale is arbitrary — the rescaling obfuscation multiplies it — its pattern is not.)
+std::vector<float> standardized_rows(const Responses& r, int64_t probes, const std::vector<int64_t>& columns) {
+  const int64_t n = static_cast<int64_t>(columns.size());
+  std::vector<float> out(static_cast<size_t>(r.units * n));
+  for (int64_t u = 0; u < r.units; ++u) {
+    const float* src = r.values.data() + u * probes;
+    float* dst = out.data() + u * n;
+    double mean = 0;
+    for (int64_t c = 0; c < n; ++c) mean += src[columns[static_cast<size_t>(c)]];
+    mean /= static_cast<double>(n);
+    double ss = 0;
+    for (int64_t c = 0; c < n; ++c) {
+      const double v = src[columns[static_cast<size_t>(c)]] - mean;
+      dst[c] = static_cast<float>(v);
+      ss += v * v;
+    }
+    const float inv = ss > 0 ? static_cast<float>(1.0 / std::sqrt(ss)) : 0.0f;
+    for (int64_t c = 0; c < n; ++c) dst[c] *= inv;
+  }
+  return out;
+}
+
+// Probes x units (samples x features) for CKA: the responses of one or more tensors side by side.
+std::vector<float> samples_by_units(const std::vector<const Responses*>& parts, int64_t probes,
+                                    const std::vector<int64_t>& columns, int64_t& width) {
+  width = 0;
+  for (const auto* p : parts) width += p->units;
+  const int64_t n = static_cast<int64_t>(columns.size());
+  std::vector<float> out(static_cast<size_t>(n * width));
+  int64_t offset = 0;
+  for (const auto* p : parts) {
+    for (int64_t u = 0; u < p->units; ++u) {
+      for (int64_t c = 0; c < n; ++c) {
+        out[static_cast<size_t>(c * width + offset + u)] = p->values[static_cast<size_t>(u * probes + columns[static_cast<size_t>(c)])];
+      }
+    }
+    offset += p->units;
+  }
+  return out;
+}
+
+// a (m x n) times b (k x n) transposed: m x k.
+std::vector<float> correlations(const std::vector<float>& a, int64_t m, const std::vector<float>& b,
+                                int64_t k, int64_t n) {
+  std::vector<float> out(static_cast<size_t>(m * k));
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(k),
+              static_cast<int>(n), 1.0f, a.data(), static_cast<int>(n), b.data(), static_cast<int>(n),
+              0.0f, out.data(), static_cast<int>(k));
+  return out;
+}
+
+// Pairs (row, column) of a maximum-score assignment.
+std::vector<std::pair<int64_t, int64_t>> matched_pairs(const std::vector<float>& score, int64_t rows, int64_t cols) {
+  const std::vector<int64_t> col_of_row = max_score_assignment(score.data(), rows, cols);
+  std::vector<std::pair<int64_t, int64_t>> pairs;
+  for (int64_t r = 0; r < rows; ++r) {
+    if (col_of_row[static_cast<size_t>(r)] >= 0) pairs.emplace_back(r, col_of_row[static_cast<size_t>(r)]);
+  }
+  return pairs;
+}
+
+double spearman_of_pairs(const std::vector<std::pair<int64_t, int64_t>>& pairs) {
+  std::vector<double> x, y;
+  for (const auto& [r, c] : pairs) x.push_back(static_cast<double>(r)), y.push_back(static_cast<double>(c));
+  return x.size() >= 3 ? spearman(x, y) : 0.0;
+}
+
+// The neuron-order and gate/up tests on one MLP of A against one MLP of B.
+NeuronTest neuron_test(const Responses& gate_a, const Responses& up_a, const Responses& gate_b,
+                       const Responses& up_b, int64_t probes_a, int64_t probes_b, const SharedProbes& shared) {
+  NeuronTest t;
+  const int64_t n = shared.size();
+  const auto ga = standardized_rows(gate_a, probes_a, shared.a_columns);
+  const auto ua = standardized_rows(up_a, probes_a, shared.a_columns);
+  const auto gb = standardized_rows(gate_b, probes_b, shared.b_columns);
+  const auto ub = standardized_rows(up_b, probes_b, shared.b_columns);
+  const int64_t rows = std::min(gate_a.units, up_a.units), cols = std::min(gate_b.units, up_b.units);
+  auto sg = correlations(ga, gate_a.units, gb, gate_b.units, n);
+  auto su = correlations(ua, up_a.units, ub, up_b.units, n);
+  // Both sides must have the same units for gate and up; they always do in a real MLP.
+  if (gate_a.units != up_a.units || gate_b.units != up_b.units) return t;
+  std::vector<float> both(sg.size());
+  for (size_t i = 0; i < both.size(); ++i) both[i] = sg[i] + su[i];
+
+  const auto pairs = matched_pairs(both, rows, cols);
+  t.matched = static_cast<int64_t>(pairs.size());
+  t.rho_identity = spearman_of_pairs(pairs);
+  t.log_p_identity = log_p_spearman_upper(t.rho_identity, t.matched);
+  double sum = 0;
+  for (const auto& [r, c] : pairs) sum += both[static_cast<size_t>(r * cols + c)] / 2.0;
+  t.mean_matched_correlation = pairs.empty() ? 0.0 : sum / static_cast<double>(pairs.size());
+
+  // Zhu et al.'s robust variant: do the gate-only and up-only matchings agree?
+  const auto by_gate = max_score_assignment(sg.data(), rows, cols);
+  const auto by_up = max_score_assignment(su.data(), rows, cols);
+  std::vector<double> x, y;
+  for (int64_t r = 0; r < rows; ++r) {
+    if (by_gate[static_cast<size_t>(r)] < 0 || by_up[static_cast<size_t>(r)] < 0) continue;
+    x.push_back(static_cast<double>(by_gate[static_cast<size_t>(r)]));
+    y.push_back(static_cast<double>(by_up[static_cast<size_t>(r)]));
+  }
+  t.rho_gate_up = x.size() >= 3 ? spearman(x, y) : 0.0;
+  t.log_p_gate_up = x.size() >= 3 ? log_normal_sf(t.rho_gate_up * std::sqrt(static_cast<double>(x.size()) - 1.0)) : 0.0;
+  return t;
+}
+
+struct LayerResponses {
+  const Responses* query = nullptr;
+  const Responses* key = nullptr;
+  const Responses* gate = nullptr;  // dense MLP
+  const Responses* up = nullptr;
+  std::map<int32_t, std::pair<const Responses*, const Responses*>> experts;  // gate, up
+  const Responses* router = nullptr;
+};
+
+std::map<int32_t, LayerResponses> by_layer(const Fingerprint& f) {
+  std::map<int32_t, LayerResponses> out;
+  for (const auto& r : f.responses) {
+    auto& l = out[r.layer];
+    switch (r.kind) {
+      case ResponseKind::kQuery: if (r.expert < 0) l.query = &r; break;
+      case ResponseKind::kKey: if (r.expert < 0) l.key = &r; break;
+      case ResponseKind::kRouter: l.router = &r; break;
+      case ResponseKind::kGate:
+        if (r.expert < 0) l.gate = &r; else l.experts[r.expert].first = &r;
+        break;
+      case ResponseKind::kUp:
+        if (r.expert < 0) l.up = &r; else l.experts[r.expert].second = &r;
+        break;
+    }
+  }
+  return out;
+}
+
+std::vector<const Responses*> mlp_parts(const LayerResponses& l) {
+  std::vector<const Responses*> parts;
+  if (l.gate) parts.push_back(l.gate);
+  if (l.up) parts.push_back(l.up);
+  for (const auto& [e, gu] : l.experts) {
+    if (gu.first) parts.push_back(gu.first);
+    if (gu.second) parts.push_back(gu.second);
+  }
+  return parts;
+}
+
+std::optional<CenteredGram> gram_of(const std::vector<const Responses*>& parts, int64_t probes,
+                                    const std::vector<int64_t>& columns) {
+  if (parts.empty() || columns.size() < 4) return std::nullopt;
+  int64_t width = 0;
+  const auto x = samples_by_units(parts, probes, columns, width);
+  return make_gram(x.data(), static_cast<int64_t>(columns.size()), width);
+}
+
+double norm_of(const std::vector<float>& v) {
+  double s = 0;
+  for (float x : v) s += static_cast<double>(x) * x;
+  return std::sqrt(s);
+}
+
+double raw_cosine(const std::vector<float>& a, const std::vector<float>& b) {
+  double dot = 0;
+  for (size_t i = 0; i < a.size(); ++i) dot += static_cast<double>(a[i]) * b[i];
+  const double na = norm_of(a), nb = norm_of(b);
+  return na > 0 && nb > 0 ? dot / (na * nb) : 0.0;
+}
+
+double pearson_of(const std::vector<float>& a, const std::vector<float>& b) {
+  std::vector<double> x(a.begin(), a.end()), y(b.begin(), b.end());
+  return pearson(x, y);
+}
+
+void compare_copies(const Fingerprint& a, const Fingerprint& b, const WeightEvidenceOptions& o, WeightEvidence& w) {
+  std::map<std::vector<int64_t>, std::vector<const TensorDigest*>> a_by_shape;
+  for (const auto& t : a.tensors) {
+    if (t.shape.size() >= 2) a_by_shape[t.shape].push_back(&t);
+  }
+  for (const auto& tb : b.tensors) {
+    // Vectors (norm gains, biases) are left out: independent models' norm gains are all near 1
+    // and so near each other by any raw distance (the norm-vector trap).
+    if (tb.shape.size() < 2) continue;
+    ++w.b_matrices;
+    auto it = a_by_shape.find(tb.shape);
+    if (it == a_by_shape.end()) continue;
+    std::optional<TensorMatch> best;
+    for (const TensorDigest* ta : it->second) {
+      TensorMatch m;
+      m.a_name = ta->name, m.b_name = tb.name;
+      m.identical = ta->content == tb.content && ta->dtype == tb.dtype;
+      if (m.identical) {
+        m.relative_distance = 0, m.cosine = 1;
+      } else if (!ta->sketch.empty() && ta->sketch.size() == tb.sketch.size() && ta->norm > 0 && tb.norm > 0) {
+        double diff = 0, dot = 0;
+        for (size_t k = 0; k < tb.sketch.size(); ++k) {
+          const double d = static_cast<double>(ta->sketch[k]) - tb.sketch[k];
+          diff += d * d;
+          dot += static_cast<double>(ta->sketch[k]) * tb.sketch[k];
+        }
+        m.relative_distance = std::sqrt(diff) / std::sqrt(ta->norm * tb.norm);
+        m.cosine = dot / (ta->norm * tb.norm);
+      } else {
+        continue;
+      }
+      if (!best || m.relative_distance < best->relative_distance) best = m;
+      if (m.identical) break;
+    }
+    if (!best) continue;
+    best->b_role = tb.role;
+    if (best->identical) {
+      ++w.b_identical;
+    } else if (best->relative_distance <= o.near_identical_distance) {
+      best->near_identical = true;
+      ++w.b_near_identical;
+    } else if (best->cosine >= o.similar_cosine) {
+      ++w.b_similar;
+    } else {
+      continue;
+    }
+    w.copies.push_back(*best);
+  }
+}
+
+void compare_norms(const Fingerprint& a, const Fingerprint& b, WeightEvidence& w) {
+  auto find = [](const Fingerprint& f, int32_t layer, io::Role role) -> const NormVector* {
+    for (const auto& n : f.norms) {
+      if (n.layer == layer && n.role == role) return &n;
+    }
+    return nullptr;
+  };
+  for (const auto& m : w.layer_matches) {
+    for (io::Role role : {io::Role::kAttnNorm, io::Role::kMlpNorm}) {
+      const NormVector* na = find(a, m.best_a_layer, role);
+      const NormVector* nb = find(b, m.b_layer, role);
+      if (!na || !nb || na->values.size() != nb->values.size() || na->values.size() < 3) continue;
+      w.norms.push_back({m.best_a_layer, m.b_layer, std::string(io::role_name(role)),
+                         raw_cosine(na->values, nb->values), pearson_of(na->values, nb->values)});
+    }
+  }
+  // Within A: how alike are two different layers' gains of one model? The baseline that shows
+  // raw cosine near 1 means nothing.
+  double p_sum = 0, c_sum = 0;
+  int count = 0;
+  std::vector<const NormVector*> attn;
+  for (const auto& n : a.norms) {
+    if (n.role == io::Role::kAttnNorm && n.values.size() >= 3) attn.push_back(&n);
+  }
+  for (size_t i = 0; i + 1 < attn.size(); ++i) {
+    p_sum += pearson_of(attn[i]->values, attn[i + 1]->values);
+    c_sum += raw_cosine(attn[i]->values, attn[i + 1]->values);
+    ++count;
+  }
+  if (count > 0) w.norm_pearson_within_a = p_sum / count, w.norm_raw_cosine_within_a = c_sum / count;
+}
+
+}  // namespace
+
+WeightEvidence compare_weights(const Fingerprint& a, const Fingerprint& b, const WeightEvidenceOptions& o) {
+  WeightEvidence w;
+  w.probes_a = a.probe_count(), w.probes_b = b.probe_count();
+  compare_copies(a, b, o, w);
+  for (const auto& n : a.notes) w.missing.push_back(fmt::format("{}: {}", a.name, n));
+  for (const auto& n : b.notes) w.missing.push_back(fmt::format("{}: {}", b.name, n));
+
+  const SharedProbes shared = shared_probes(a, b);
+  w.shared_probes = shared.size();
+  const auto la = by_layer(a), lb = by_layer(b);
+  if (la.empty() || lb.empty()) {
+    w.missing.push_back("probe responses are missing on one side: the neuron tests and the layer map were not computed");
+    return w;
+  }
+  if (shared.size() < o.min_shared_probes) {
+    w.missing.push_back(fmt::format(
+        "only {} probe tokens are shared (at least {} needed): the vocabularies barely overlap, so the "
+        "neuron tests and the layer map were not computed", shared.size(), o.min_shared_probes));
+    return w;
+  }
+  w.computable = true;
+
+  // The layer x layer map.
+  for (const auto& [l, _] : la) w.a_layers.push_back(l);
+  for (const auto& [l, _] : lb) w.b_layers.push_back(l);
+  const size_t na = w.a_layers.size(), nb = w.b_layers.size();
+  auto grams = [&](const std::map<int32_t, LayerResponses>& layers, const Fingerprint& f,
+                   const std::vector<int64_t>& cols, bool attention) {
+    std::vector<std::optional<CenteredGram>> out;
+    for (const auto& [l, r] : layers) {
+      std::vector<const Responses*> parts;
+      if (attention) {
+        if (r.query) parts.push_back(r.query);
+        if (r.key) parts.push_back(r.key);
+      } else {
+        parts = mlp_parts(r);
+      }
+      out.push_back(gram_of(parts, f.probe_count(), cols));
+    }
+    return out;
+  };
+  const auto att_a = grams(la, a, shared.a_columns, true), att_b = grams(lb, b, shared.b_columns, true);
+  const auto mlp_a = grams(la, a, shared.a_columns, false), mlp_b = grams(lb, b, shared.b_columns, false);
+  w.attention_map.assign(na * nb, kNaN);
+  w.mlp_map.assign(na * nb, kNaN);
+  w.combined_map.assign(na * nb, kNaN);
+  for (size_t i = 0; i < na; ++i) {
+    for (size_t j = 0; j < nb; ++j) {
+      const size_t k = i * nb + j;
+      double sum = 0;
+      int parts = 0;
+      if (att_a[i] && att_b[j]) w.attention_map[k] = cka(*att_a[i], *att_b[j]), sum += w.attention_map[k], ++parts;
+      if (mlp_a[i] && mlp_b[j]) w.mlp_map[k] = cka(*mlp_a[i], *mlp_b[j]), sum += w.mlp_map[k], ++parts;
+      if (parts) w.combined_map[k] = sum / parts;
+    }
+  }
+  for (size_t j = 0; j < nb; ++j) {
+    LayerMatch m;
+    m.b_layer = w.b_layers[j];
+    double best = -2, second = -2;
+    for (size_t i = 0; i < na; ++i) {
+      const double v = w.combined_map[i * nb + j];
+      if (std::isnan(v)) continue;
+      if (v > best) second = best, best = v, m.best_a_layer = w.a_layers[i];
+      else if (v > second) second = v;
+    }
+    if (m.best_a_layer < 0) continue;
+    m.best = best;
+    m.margin = second > -2 ? best - second : 0.0;
+    w.layer_matches.push_back(m);
+  }
+
+  // One-to-one layer pairs for the tests (each A layer used once, so the per-layer p-values are
+  // independent under the null and Fisher's method applies). The pairing reads only the CKA map,
+  // which ignores the order of neurons, so it does not disturb the tests' null distribution.
+  std::vector<float> score(na * nb);
+  for (size_t k = 0; k < score.size(); ++k) score[k] = std::isnan(w.combined_map[k]) ? -1.0f : static_cast<float>(w.combined_map[k]);
+  const auto layer_pairs = matched_pairs(score, static_cast<int64_t>(na), static_cast<int64_t>(nb));
+  std::vector<double> log_p_identity, log_p_gate_up;
+  for (const auto& [i, j] : layer_pairs) {
+    const LayerResponses& ra = la.at(w.a_layers[static_cast<size_t>(i)]);
+    const LayerResponses& rb = lb.at(w.b_layers[static_cast<size_t>(j)]);
+    auto record = [&](NeuronTest t, int32_t ea, int32_t eb) {
+      t.a_layer = w.a_layers[static_cast<size_t>(i)], t.b_layer = w.b_layers[static_cast<size_t>(j)];
+      t.a_expert = ea, t.b_expert = eb;
+      if (t.matched < 3) return;
+      log_p_identity.push_back(t.log_p_identity);
+      log_p_gate_up.push_back(t.log_p_gate_up);
+      w.neuron_tests.push_back(t);
+    };
+    if (ra.gate && ra.up && rb.gate && rb.up) {
+      record(neuron_test(*ra.gate, *ra.up, *rb.gate, *rb.up, a.probe_count(), b.probe_count(), shared), -1, -1);
+    }
+    // Mixture of experts: pair experts one-to-one by the CKA of their responses (order-blind, so
+    // again harmless to the null), then test each pair's neurons.
+    std::vector<std::pair<int32_t, std::optional<CenteredGram>>> ea, eb;
+    for (const auto& [e, gu] : ra.experts) {
+      if (gu.first && gu.second) ea.emplace_back(e, gram_of({gu.first, gu.second}, a.probe_count(), shared.a_columns));
+    }
+    for (const auto& [e, gu] : rb.experts) {
+      if (gu.first && gu.second) eb.emplace_back(e, gram_of({gu.first, gu.second}, b.probe_count(), shared.b_columns));
+    }
+    // A dense MLP against a mixture of experts (upcycling copies a dense MLP into experts): the
+    // dense MLP against the one expert whose responses are most like it (order-blind choice).
+    auto dense_vs_experts = [&](const LayerResponses& dense, const Fingerprint& fd, const std::vector<int64_t>& dense_cols,
+                                const std::vector<std::pair<int32_t, std::optional<CenteredGram>>>& experts,
+                                const LayerResponses& moe, const Fingerprint& fm, const std::vector<int64_t>& moe_cols,
+                                bool dense_is_a) {
+      const auto g = gram_of({dense.gate, dense.up}, fd.probe_count(), dense_cols);
+      if (!g) return;
+      int32_t best_expert = -1;
+      double best = -2;
+      for (const auto& [e, eg] : experts) {
+        if (!eg) continue;
+        const double c = cka(*g, *eg);
+        if (c > best) best = c, best_expert = e;
+      }
+      if (best_expert < 0) return;
+      const auto& gu = moe.experts.at(best_expert);
+      if (dense_is_a) {
+        record(neuron_test(*dense.gate, *dense.up, *gu.first, *gu.second, fd.probe_count(), fm.probe_count(), shared), -1, best_expert);
+      } else {
+        record(neuron_test(*gu.first, *gu.second, *dense.gate, *dense.up, fm.probe_count(), fd.probe_count(), shared), best_expert, -1);
+      }
+    };
+    if (ra.gate && ra.up && !(rb.gate && rb.up) && !eb.empty()) {
+      dense_vs_experts(ra, a, shared.a_columns, eb, rb, b, shared.b_columns, true);
+    } else if (rb.gate && rb.up && !(ra.gate && ra.up) && !ea.empty()) {
+      dense_vs_experts(rb, b, shared.b_columns, ea, ra, a, shared.a_columns, false);
+    }
+    if (!ea.empty() && !eb.empty()) {
+      std::vector<float> s(ea.size() * eb.size(), -1.0f);
+      for (size_t x = 0; x < ea.size(); ++x) {
+        for (size_t y = 0; y < eb.size(); ++y) {
+          if (ea[x].second && eb[y].second) s[x * eb.size() + y] = static_cast<float>(cka(*ea[x].second, *eb[y].second));
+        }
+      }
+      for (const auto& [x, y] : matched_pairs(s, static_cast<int64_t>(ea.size()), static_cast<int64_t>(eb.size()))) {
+        const auto& ga = ra.experts.at(ea[static_cast<size_t>(x)].first);
+        const auto& gb = rb.experts.at(eb[static_cast<size_t>(y)].first);
+        record(neuron_test(*ga.first, *ga.second, *gb.first, *gb.second, a.probe_count(), b.probe_count(), shared),
+               ea[static_cast<size_t>(x)].first, eb[static_cast<size_t>(y)].first);
+      }
+    }
+  }
+  w.tests_combined = static_cast<int64_t>(log_p_identity.size());
+  if (!log_p_identity.empty()) {
+    w.log_p_identity = fisher_combine_log(log_p_identity);
+    w.log_p_gate_up = fisher_combine_log(log_p_gate_up);
+  } else {
+    w.missing.push_back("no MLP of A could be paired with an MLP of B (gate and up responses needed): the neuron tests were not computed");
+  }
+  compare_norms(a, b, w);
+  return w;
+}
+
+}  // namespace referee::trace
