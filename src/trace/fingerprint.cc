@@ -41,6 +41,15 @@ inline uint64_t mix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
+// A standard normal value that depends only on `index` (Box-Muller on two mixed uniforms), for
+// the fixed sketch matrices every model shares.
+inline float gaussian(uint64_t index) {
+  const uint64_t a = mix64(index * 2 + 0x5851F42D4C957F2Dull), b = mix64(index * 2 + 1 + 0x5851F42D4C957F2Dull);
+  const double u1 = (static_cast<double>(a >> 11) + 0.5) * 0x1.0p-53;
+  const double u2 = static_cast<double>(b >> 11) * 0x1.0p-53;
+  return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
+}
+
 void add_to_sketch(std::span<const float> values, uint64_t first, std::vector<float>& sketch,
                    double& sum_squares) {
   const uint64_t buckets = sketch.size();
@@ -228,8 +237,8 @@ Fingerprint take_fingerprint(const io::Model& model, const FingerprintOptions& o
   }
 
   // Probe tokens and their embeddings.
-  std::vector<float> probe_embeddings;  // probes x hidden
-  int64_t hidden = 0;
+  std::vector<float>& probe_embeddings = fp.probe_embeddings;  // probes x hidden
+  int64_t& hidden = fp.hidden;
   if (!embedding) {
     fp.notes.push_back("no token embedding found: probe responses (the neuron and layer statistics) cannot be computed");
   } else if (!model.tokenizer || model.tokenizer->vocab.empty()) {
@@ -273,6 +282,9 @@ Fingerprint take_fingerprint(const io::Model& model, const FingerprintOptions& o
     slot = out;
     return slot;
   };
+
+  // AWM's hidden-dimension sketches of the attention projections (one per tensor).
+  std::vector<std::optional<HiddenSketch>> hidden_sketches(model.tensors.size());
 
   // One task per tensor: hash, sketch, and the responses of projections that have them.
   fp.tensors.resize(model.tensors.size());
@@ -325,6 +337,15 @@ Fingerprint take_fingerprint(const io::Model& model, const FingerprintOptions& o
     } else if (kind && probes > 0) {
       tensor_notes[i] = fmt::format("{}: shape does not read the residual stream (hidden {}), no probe responses", t.name, hidden);
     }
+    // Wᵀ S for attention Q/K (S: a fixed Gaussian d_out x k sketch, or the identity when d_out <= k).
+    std::vector<float> sketch_rows;
+    HiddenSketch* hs = nullptr;
+    if (respond && t.role.expert < 0 && !t.role.all_experts &&
+        (*kind == ResponseKind::kQuery || *kind == ResponseKind::kKey)) {
+      hidden_sketches[i] = HiddenSketch{*kind, t.role.layer, hidden, std::min(rows, options.hidden_features), {}};
+      hs = &*hidden_sketches[i];
+      hs->values.assign(static_cast<size_t>(hs->hidden * hs->features), 0.0f);
+    }
     const uint64_t buckets = static_cast<uint64_t>(std::max<int64_t>(options.sketch_buckets, 1));
     d.sketch.assign(static_cast<size_t>(std::min<uint64_t>(buckets, std::max<uint64_t>(t.elements, 1))), 0.0f);
     double sum_squares = 0;
@@ -334,6 +355,25 @@ Fingerprint take_fingerprint(const io::Model& model, const FingerprintOptions& o
         add_to_sketch(v, static_cast<uint64_t>(first_row) * static_cast<uint64_t>(t.row_length()), d.sketch, sum_squares);
         if (!respond) return;
         const int64_t n_rows = static_cast<int64_t>(v.size()) / hidden;
+        if (hs) {
+          const int64_t k = hs->features;
+          if (rows <= k) {  // identity sketch: Wᵀ itself
+            for (int64_t r = 0; r < n_rows; ++r) {
+              for (int64_t d = 0; d < hidden; ++d) hs->values[static_cast<size_t>(d * k + first_row + r)] = v[static_cast<size_t>(r * hidden + d)];
+            }
+          } else {
+            sketch_rows.resize(static_cast<size_t>(n_rows * k));
+            const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(k)));
+            for (int64_t r = 0; r < n_rows; ++r) {
+              for (int64_t c = 0; c < k; ++c) {
+                sketch_rows[static_cast<size_t>(r * k + c)] = scale * gaussian(static_cast<uint64_t>((first_row + r) * k + c));
+              }
+            }
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(hidden), static_cast<int>(k),
+                        static_cast<int>(n_rows), 1.0f, v.data(), static_cast<int>(hidden), sketch_rows.data(),
+                        static_cast<int>(k), 1.0f, hs->values.data(), static_cast<int>(k));
+          }
+        }
         for (int64_t r0 = 0; r0 < n_rows;) {
           const int64_t row = first_row + r0;
           const int64_t e = row / units_per_expert;
@@ -355,6 +395,7 @@ Fingerprint take_fingerprint(const io::Model& model, const FingerprintOptions& o
       if (e.kind() != ErrorKind::kNotSupported) throw;
       d.sketch.clear();
       responses[i].clear();
+      hidden_sketches[i].reset();
       tensor_notes[i] = fmt::format("{}: values not decoded ({}): compared by content hash only", t.name, e.what());
     }
     d.norm = std::sqrt(sum_squares);
@@ -363,12 +404,24 @@ Fingerprint take_fingerprint(const io::Model& model, const FingerprintOptions& o
   progress.finish();
   // Responses are kept (and saved) as f16: three significant digits are plenty for correlations,
   // and they halve the file. Rounded here too, so a saved fingerprint and a fresh one are equal.
+  const auto round_to_f16 = [](std::vector<float>& values) {
+    for (float& v : values) v = f16_to_f32(f32_to_f16(std::clamp(v, -65504.0f, 65504.0f)));
+  };
   for (auto& rs : responses) {
     for (auto& r : rs) {
-      for (float& v : r.values) v = f16_to_f32(f32_to_f16(std::clamp(v, -65504.0f, 65504.0f)));
+      round_to_f16(r.values);
       fp.responses.push_back(std::move(r));
     }
   }
+  round_to_f16(fp.probe_embeddings);
+  for (auto& h : hidden_sketches) {
+    if (!h) continue;
+    round_to_f16(h->values);
+    fp.hidden_sketches.push_back(std::move(*h));
+  }
+  std::sort(fp.hidden_sketches.begin(), fp.hidden_sketches.end(), [](const HiddenSketch& a, const HiddenSketch& b) {
+    return std::tie(a.layer, a.kind) < std::tie(b.layer, b.kind);
+  });
   for (auto& n : tensor_notes) {
     if (!n.empty()) fp.notes.push_back(std::move(n));
   }
@@ -427,6 +480,18 @@ void save_fingerprint(const Fingerprint& fp, const fs::path& path) {
                                           {static_cast<int64_t>(n.values.size())})}});
   }
   doc["norms"] = std::move(norms);
+  doc["hidden"] = fp.hidden;
+  doc["probe_embeddings"] = fp.probe_embeddings.empty()
+      ? ordered_json(nullptr)
+      : ordered_json(add_array("probe_embeddings", fp.probe_embeddings, {fp.probe_count(), fp.hidden}, io::DType::kF16));
+  ordered_json sketches = ordered_json::array();
+  for (size_t i = 0; i < fp.hidden_sketches.size(); ++i) {
+    const auto& h = fp.hidden_sketches[i];
+    sketches.push_back({{"kind", response_kind_name(h.kind)}, {"layer", h.layer}, {"hidden", h.hidden},
+                        {"features", h.features},
+                        {"values", add_array(fmt::format("hidden_sketches/{}", i), h.values, {h.hidden, h.features}, io::DType::kF16)}});
+  }
+  doc["hidden_sketches"] = std::move(sketches);
   doc["notes"] = fp.notes;
   const std::string text = doc.dump();
   std::vector<io::TensorToWrite> all;
@@ -562,6 +627,25 @@ Fingerprint parse_fingerprint(std::span<const uint8_t> bytes, const std::string&
     }
     v.values = read_array(header, bytes, n.at("values"), {std::max<int64_t>(len, 1)}, where, "norms[].values");
     fp.norms.push_back(std::move(v));
+  }
+  fp.hidden = bounded(need("hidden"), where, "hidden", 0, int64_t{1} << 24);
+  if (const json::Value* e = json::find(doc, "probe_embeddings")) {
+    if (probes == 0 || fp.hidden == 0) throw Error::corrupt(where, "malformed: probe_embeddings without probes or hidden size");
+    fp.probe_embeddings = read_array(header, bytes, *e, {probes, fp.hidden}, where, "probe_embeddings");
+  }
+  for (const auto& h : json::as_array(need("hidden_sketches"), where, "hidden_sketches")) {
+    json::as_object(h, where, "hidden_sketches[]");
+    HiddenSketch x;
+    const auto kind = response_kind_from_name(json::as_string(h.at("kind"), where, "hidden_sketches[].kind"));
+    if (!kind || (*kind != ResponseKind::kQuery && *kind != ResponseKind::kKey)) {
+      throw Error::corrupt(where, "malformed: hidden_sketches[].kind must be attn_q or attn_k");
+    }
+    x.kind = *kind;
+    x.layer = static_cast<int32_t>(bounded(h.at("layer"), where, "hidden_sketches[].layer", 0, 1 << 20));
+    x.hidden = bounded(h.at("hidden"), where, "hidden_sketches[].hidden", 1, int64_t{1} << 24);
+    x.features = bounded(h.at("features"), where, "hidden_sketches[].features", 1, 1 << 16);
+    x.values = read_array(header, bytes, h.at("values"), {x.hidden, x.features}, where, "hidden_sketches[].values");
+    fp.hidden_sketches.push_back(std::move(x));
   }
   for (const auto& n : json::as_array(need("notes"), where, "notes")) {
     fp.notes.push_back(json::as_string(n, where, "notes[]"));

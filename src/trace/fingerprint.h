@@ -44,6 +44,7 @@ struct FingerprintOptions {
   int64_t probe_tokens = 256;       // probe tokens (fewer if the vocabulary is smaller)
   int64_t max_units = 4096;         // response rows kept per tensor (the first ones)
   int64_t sketch_buckets = 1024;    // count-sketch width per tensor
+  int64_t hidden_features = 128;    // AWM: attention output features kept (sketched beyond)
   unsigned threads = 0;             // 0: one per hardware thread
   bool progress = true;             // progress bar on a terminal
 };
@@ -70,6 +71,17 @@ struct Responses {
   std::vector<float> values;   // units x probe count, row-major
 };
 
+// For the AWM statistic (Zeng et al., ICLR 2026): an attention projection W (d_out x hidden) kept
+// as Wᵀ (hidden x k), its output features reduced to k by a fixed Gaussian sketch when d_out > k.
+// Linear CKA over the hidden dimensions (samples) needs only the hidden x hidden Gram Wᵀ W, which
+// the sketch preserves in expectation; it ignores any rotation of the features.
+struct HiddenSketch {
+  ResponseKind kind = ResponseKind::kQuery;  // kQuery or kKey
+  int32_t layer = -1;
+  int64_t hidden = 0, features = 0;
+  std::vector<float> values;  // hidden x features, row-major
+};
+
 struct NormVector {
   int32_t layer = -1;          // -1: final norm
   io::Role role = io::Role::kAttnNorm;
@@ -94,6 +106,11 @@ struct Fingerprint {
   std::vector<TensorDigest> tensors;
   std::vector<Responses> responses;
   std::vector<NormVector> norms;
+  // The probe tokens' rows of the input embedding (probes x hidden): the shared-token rows through
+  // which AWM aligns the two models' hidden dimensions.
+  std::vector<float> probe_embeddings;
+  int64_t hidden = 0;
+  std::vector<HiddenSketch> hidden_sketches;
   std::vector<std::string> notes;  // what could not be extracted, and why
 
   int64_t probe_count() const { return static_cast<int64_t>(probe_tokens.size()); }

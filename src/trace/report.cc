@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "util/version.h"
@@ -63,6 +64,9 @@ ordered_json weights_json(const WeightEvidence& w) {
                     {"a_layers", w.a_layers}, {"b_layers", w.b_layers},
                     {"attention", matrix(w.attention_map, na, nb)}, {"mlp", matrix(w.mlp_map, na, nb)},
                     {"combined", matrix(w.combined_map, na, nb)}, {"best", best}};
+  j["awm"] = {{"statistic", "unbiased linear CKA of Q and K weights over hidden dimensions aligned through shared-token embeddings (Zeng et al., ICLR 2026)"},
+              {"aligned_dimensions", w.awm_aligned_dims}, {"alignment", number(w.awm_alignment)},
+              {"map", w.awm_map.empty() ? ordered_json(nullptr) : matrix(w.awm_map, na, nb)}};
   ordered_json norms = ordered_json::array();
   for (const auto& n : w.norms) {
     norms.push_back({{"a_layer", n.a_layer}, {"b_layer", n.b_layer}, {"role", n.role},
@@ -152,6 +156,18 @@ std::string report_text(const TraceReport& r) {
                                t.rho_identity, p_short(t.log_p_identity / kLn10), t.rho_gate_up);
         }
         out += fmt::format("            {:>3} <- {:>3}  ({:.3f}, {:+.3f}){}\n", m.b_layer, m.best_a_layer, m.best, m.margin, tests);
+      }
+      if (!w.awm_map.empty() && w.awm_aligned_dims > 0) {
+        // AWM's own reading: the diagonal of the map under the best layer pairing shown above.
+        std::string cells;
+        for (const auto& m : w.layer_matches) {
+          const auto ia = std::find(w.a_layers.begin(), w.a_layers.end(), m.best_a_layer) - w.a_layers.begin();
+          const auto jb = std::find(w.b_layers.begin(), w.b_layers.end(), m.b_layer) - w.b_layers.begin();
+          const double v = w.awm_map[static_cast<size_t>(ia) * w.b_layers.size() + static_cast<size_t>(jb)];
+          cells += std::isfinite(v) ? fmt::format(" {:.3f}", v) : " n/a";
+        }
+        out += fmt::format("awm         hidden dims aligned through embeddings: {} (mean |r| {:.3f}); Q/K CKA at those layers:{}\n",
+                           w.awm_aligned_dims, w.awm_alignment, cells);
       }
     }
     out += fmt::format("copies      {} of {} matrices identical, {} equal up to rounding, {} strongly aligned\n",

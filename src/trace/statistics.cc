@@ -42,7 +42,7 @@ double inverse_mills_ratio(double z) {
   return f;
 }
 
-// Cumulative counts of D = Σ (i - π(i))² over all n! permutations π of n items, n = 0..9:
+// Cumulative counts of D = Σ (i - π(i))² over all n! permutations π of n items, n = 2..9:
 // table[n][d] = #{π : D(π) <= d}. Spearman's rho of a permutation against the identity is
 // 1 - 6D / (n(n² - 1)), so these give rho's exact null distribution. Built once (~4 million steps).
 const std::array<std::vector<uint64_t>, 10>& spearman_d_tables() {
@@ -54,10 +54,12 @@ const std::array<std::vector<uint64_t>, 10>& spearman_d_tables() {
       std::array<int, 9> perm{};
       std::iota(perm.begin(), perm.begin() + n, 0);
       do {
-        int d = 0;
-        for (int i = 0; i < n; ++i)
-          d += (i - perm[static_cast<size_t>(i)]) * (i - perm[static_cast<size_t>(i)]);
-        ++count[static_cast<size_t>(d)];
+        size_t d = 0;
+        for (int i = 0; i < n; ++i) {
+          const int diff = i - perm[static_cast<size_t>(i)];
+          d += static_cast<size_t>(diff * diff);
+        }
+        ++count[d];
       } while (std::next_permutation(perm.begin(), perm.begin() + n));
       std::partial_sum(count.begin(), count.end(), count.begin());
       t[static_cast<size_t>(n)] = std::move(count);

@@ -269,6 +269,15 @@ void shared_merges(const io::Tokenizer& a, const io::Tokenizer& b, std::vector<i
       size_t i_end = i, j_end = j;
       while (i_end < ka.size() && ka[i_end].hash == ka[i].hash) ++i_end;
       while (j_end < kb.size() && kb[j_end].hash == kb[j].hash) ++j_end;
+      if (i_end == i + 1 && j_end == j + 1) {
+        if (a.merges[static_cast<size_t>(ka[i].rank)] == b.merges[static_cast<size_t>(kb[j].rank)]) {
+          rank_a.push_back(ka[i].rank);
+          rank_b.push_back(kb[j].rank);
+        }
+        i = i_end;
+        j = j_end;
+        continue;
+      }
       std::vector<bool> used(j_end - j, false);
       for (size_t x = i; x < i_end; ++x) {
         const auto& m = a.merges[static_cast<size_t>(ka[x].rank)];

@@ -79,7 +79,8 @@ struct BaselineRow {
 
 // A statistic's value for this pair, placed against the baseline.
 struct ScoredStatistic {
-  std::optional<double> value;  // none when it cannot be computed (fewer than 2 shared items)
+  std::optional<double> value;  // none when it cannot be computed: nothing shared, fewer than 2
+                                // shared items for a correlation, or no merges on a side
   std::optional<double> z;      // (scaled value - baseline mean) / max(baseline sd, floor)
   bool above_baseline_max = false;  // larger than every unrelated pair's
   std::string explanation;      // one line, plain English

@@ -292,6 +292,80 @@ void compare_norms(const Fingerprint& a, const Fingerprint& b, WeightEvidence& w
   if (count > 0) w.norm_pearson_within_a = p_sum / count, w.norm_raw_cosine_within_a = c_sum / count;
 }
 
+// Columns of `e` (rows x cols, restricted to `rows_used`) centred and scaled to unit length;
+// returned as cols x rows (one row per hidden dimension) so that correlations are one sgemm.
+std::vector<float> standardized_columns(const std::vector<float>& e, int64_t cols, const std::vector<int64_t>& rows_used) {
+  const int64_t n = static_cast<int64_t>(rows_used.size());
+  std::vector<float> out(static_cast<size_t>(cols * n));
+  for (int64_t c = 0; c < cols; ++c) {
+    double mean = 0;
+    for (int64_t r = 0; r < n; ++r) mean += e[static_cast<size_t>(rows_used[static_cast<size_t>(r)] * cols + c)];
+    mean /= static_cast<double>(n);
+    double ss = 0;
+    for (int64_t r = 0; r < n; ++r) {
+      const double v = e[static_cast<size_t>(rows_used[static_cast<size_t>(r)] * cols + c)] - mean;
+      out[static_cast<size_t>(c * n + r)] = static_cast<float>(v);
+      ss += v * v;
+    }
+    const float inv = ss > 0 ? static_cast<float>(1.0 / std::sqrt(ss)) : 0.0f;
+    for (int64_t r = 0; r < n; ++r) out[static_cast<size_t>(c * n + r)] *= inv;
+  }
+  return out;
+}
+
+void compare_awm(const Fingerprint& a, const Fingerprint& b, const SharedProbes& shared, WeightEvidence& w) {
+  const size_t na = w.a_layers.size(), nb = w.b_layers.size();
+  w.awm_map.assign(na * nb, kNaN);
+  if (a.probe_embeddings.empty() || b.probe_embeddings.empty() || a.hidden_sketches.empty() || b.hidden_sketches.empty()) {
+    w.missing.push_back("AWM: embedding rows or attention sketches missing on one side; the AWM map was not computed");
+    return;
+  }
+  const int64_t n = shared.size(), da = a.hidden, db = b.hidden;
+  const auto za = standardized_columns(a.probe_embeddings, da, shared.a_columns);
+  const auto zb = standardized_columns(b.probe_embeddings, db, shared.b_columns);
+  auto corr = correlations(za, da, zb, db, n);
+  std::vector<float> magnitude(corr.size());
+  for (size_t k = 0; k < corr.size(); ++k) magnitude[k] = std::abs(corr[k]);
+  const auto pairs = matched_pairs(magnitude, da, db);
+  if (pairs.size() < 4) return;
+  double sum = 0;
+  for (const auto& [i, j] : pairs) sum += magnitude[static_cast<size_t>(i * db + j)];
+  w.awm_aligned_dims = static_cast<int64_t>(pairs.size());
+  w.awm_alignment = sum / static_cast<double>(pairs.size());
+
+  // Grams over the aligned dimensions, A's rows moved to B's order with their signs.
+  auto grams = [&](const Fingerprint& f, bool is_a) {
+    std::map<std::pair<int32_t, ResponseKind>, CenteredGram> out;
+    for (const auto& h : f.hidden_sketches) {
+      if (h.hidden != f.hidden) continue;
+      std::vector<float> x(pairs.size() * static_cast<size_t>(h.features));
+      for (size_t m = 0; m < pairs.size(); ++m) {
+        const auto [i, j] = pairs[m];
+        const int64_t row = is_a ? i : j;
+        const float sign = is_a && corr[static_cast<size_t>(i * db + j)] < 0 ? -1.0f : 1.0f;
+        for (int64_t c = 0; c < h.features; ++c) x[m * static_cast<size_t>(h.features) + static_cast<size_t>(c)] = sign * h.values[static_cast<size_t>(row * h.features + c)];
+      }
+      out.emplace(std::make_pair(h.layer, h.kind), make_gram(x.data(), static_cast<int64_t>(pairs.size()), h.features));
+    }
+    return out;
+  };
+  const auto ga = grams(a, true), gb = grams(b, false);
+  for (size_t i = 0; i < na; ++i) {
+    for (size_t j = 0; j < nb; ++j) {
+      double total = 0;
+      int parts = 0;
+      for (ResponseKind k : {ResponseKind::kQuery, ResponseKind::kKey}) {
+        auto x = ga.find({w.a_layers[i], k});
+        auto y = gb.find({w.b_layers[j], k});
+        if (x == ga.end() || y == gb.end()) continue;
+        total += cka(x->second, y->second);
+        ++parts;
+      }
+      if (parts) w.awm_map[i * nb + j] = total / parts;
+    }
+  }
+}
+
 }  // namespace
 
 WeightEvidence compare_weights(const Fingerprint& a, const Fingerprint& b, const WeightEvidenceOptions& o) {
@@ -365,6 +439,8 @@ WeightEvidence compare_weights(const Fingerprint& a, const Fingerprint& b, const
     m.margin = second > -2 ? best - second : 0.0;
     w.layer_matches.push_back(m);
   }
+
+  compare_awm(a, b, shared, w);
 
   // One-to-one layer pairs for the tests (each A layer used once, so the per-layer p-values are
   // independent under the null and Fisher's method applies). The pairing reads only the CKA map,

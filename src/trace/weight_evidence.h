@@ -85,6 +85,14 @@ struct WeightEvidence {
   std::vector<double> attention_map, mlp_map, combined_map;  // a_layers x b_layers
   std::vector<LayerMatch> layer_matches;  // per B layer
 
+  // AWM (Zeng et al., ICLR 2026): the hidden dimensions of A matched to B's through the shared
+  // probe tokens' embedding rows (a linear assignment on |Pearson r|, which undoes a permutation
+  // and sign flips of the residual stream — not a rotation), then unbiased linear CKA of the
+  // attention Q and K weights (samples = aligned hidden dimensions), averaged, for every layer pair.
+  std::vector<double> awm_map;   // a_layers x b_layers, NaN where not computable
+  int64_t awm_aligned_dims = 0;
+  double awm_alignment = 0;      // mean |r| of the matched dimensions (1: a permuted copy)
+
   // 2 and 3, on one-to-one matched layers.
   std::vector<NeuronTest> neuron_tests;
   double log_p_identity = 0;   // Fisher over neuron_tests (0 = p of 1 when none)
