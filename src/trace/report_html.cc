@@ -518,7 +518,20 @@ void weights_part(std::string& out, const WeightEvidence& w, const std::string& 
           heatmap_svg(fmt::format("{}-{}", id, keys[k]), maps[k].first, w, *maps[k].second),
           maps[k].first, a, b);
     }
+    const bool awm = !w.awm_map.empty() && w.awm_aligned_dims > 0;
+    if (awm) {
+      add(out, "<figure>{}<figcaption><strong>AWM (weights)</strong>: CKA of the attention Q and K "
+               "weights of {} (rows) and {} (columns) after aligning their hidden dimensions "
+               "through the shared tokens' embeddings (Zeng et al., ICLR 2026); {} dimensions "
+               "aligned, mean |r| {} (1 would be a permuted copy).</figcaption></figure>\n",
+          heatmap_svg(fmt::format("{}-awm", id), "AWM (weights)", w, w.awm_map), a, b,
+          count(w.awm_aligned_dims), num(w.awm_alignment));
+    }
     out += "</div>\n";
+    if (!awm) {
+      out += "<p class=\"note\"><span class=\"nc-label\">not computed:</span> the AWM weight map "
+             "(hidden dimensions aligned through the shared tokens' embeddings).</p>\n";
+    }
     if (!w.layer_matches.empty()) {
       out += "<div class=\"wide\"><table class=\"matches\"><thead><tr><th class=\"n\">B layer</th>"
              "<th class=\"n\">best A layer</th><th class=\"n\">CKA</th><th class=\"n\">margin over "

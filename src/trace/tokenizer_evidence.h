@@ -1,8 +1,8 @@
 // Tokenizer evidence for one pair of tokenizers A and B: what they share, whether the shared part
 // keeps its ids and its order, whether one extends the other, and a judgement of the relation.
 //
-// Vocabulary overlap alone misleads (a 32k vocabulary is ~98% contained in an unrelated 256k one);
-// what survives derivation is the base's token order and, for extensions, identical ids. So every
+// Vocabulary overlap alone misleads (Llama 2's 32k vocabulary is 97% contained in Gemma 2's
+// unrelated 256k one); what survives derivation is the base's token order and, for extensions, identical ids. So every
 // order statistic is placed against a baseline of unrelated real tokenizer pairs (a constant table,
 // unrelated_tokenizer_baseline(), checked against the npm tokenizers by a test), and the judgement
 // rests on whether the order of the WHOLE shared vocabulary is preserved, plus extension — never on
@@ -40,13 +40,13 @@ struct TokenizerSide {
   std::string model_type;
   bool byte_level = false;
   bool byte_fallback = false;
-  int64_t tokens = 0;         // distinct token strings, vocabulary plus added tokens
-  int64_t vocab = 0;          // vocabulary entries
+  int64_t tokens = 0;  // distinct token strings, vocabulary plus added tokens
+  int64_t vocab = 0;   // vocabulary entries
   int64_t merges = 0;
   int64_t added_tokens = 0;
-  int64_t special_tokens = 0; // added tokens flagged special
-  int64_t byte_alphabet = 0;  // base-alphabet tokens
-  int64_t ordinary = 0;       // tokens neither added nor base alphabet
+  int64_t special_tokens = 0;  // added tokens flagged special
+  int64_t byte_alphabet = 0;   // base-alphabet tokens
+  int64_t ordinary = 0;        // tokens neither added nor base alphabet
 };
 
 // The order statistics placed against the baseline of unrelated pairs.
@@ -76,14 +76,13 @@ struct BaselineRow {
   double mean, sd, max;
 };
 
-
 // A statistic's value for this pair, placed against the baseline.
 struct ScoredStatistic {
-  std::optional<double> value;  // none when it cannot be computed: nothing shared, fewer than 2
-                                // shared items for a correlation, or no merges on a side
-  std::optional<double> z;      // (scaled value - baseline mean) / max(baseline sd, floor)
+  std::optional<double> value;      // none when it cannot be computed: nothing shared, fewer than 2
+                                    // shared items for a correlation, or no merges on a side
+  std::optional<double> z;          // (scaled value - baseline mean) / max(baseline sd, floor)
   bool above_baseline_max = false;  // larger than every unrelated pair's
-  std::string explanation;      // one line, plain English
+  std::string explanation;          // one line, plain English
 };
 
 enum class TokenizerRelation : uint8_t {
@@ -112,10 +111,10 @@ struct TokenizerComparison {
   double overlap_a = 0, overlap_b = 0;  // shared / tokens of A, of B (0 for an empty side)
   int64_t shared_byte_alphabet = 0;     // shared base-alphabet tokens (either side's sense)
   int64_t identical_byte_alphabet_ids = 0;
-  int64_t shared_ordinary = 0;          // shared, neither added nor base alphabet on either side
-  int64_t identical_ids = 0;            // of the shared ordinary tokens
-  int64_t order_preserved = 0;          // longest same-order run of shared ordinary tokens
-  int64_t common_ordered_prefix = 0;    // see OrderStatistic::kCommonOrderedPrefixFraction
+  int64_t shared_ordinary = 0;        // shared, neither added nor base alphabet on either side
+  int64_t identical_ids = 0;          // of the shared ordinary tokens
+  int64_t order_preserved = 0;        // longest same-order run of shared ordinary tokens
+  int64_t common_ordered_prefix = 0;  // see OrderStatistic::kCommonOrderedPrefixFraction
   // Leading ids (0, 1, ... over the ids either side uses) that hold the same token in both, and
   // how many of those are base alphabet.
   int64_t common_id_prefix = 0;
@@ -133,9 +132,9 @@ struct TokenizerComparison {
   int64_t tokens_only_in_a = 0, tokens_only_in_b = 0;
 
   // Added and special tokens.
-  int64_t shared_added = 0;              // added in both, same content
-  int64_t shared_special = 0;            // special in both, same content
-  int64_t special_identical_ids = 0;     // of those, at the same id
+  int64_t shared_added = 0;           // added in both, same content
+  int64_t shared_special = 0;         // special in both, same content
+  int64_t special_identical_ids = 0;  // of those, at the same id
 
   // The order statistics against the baseline.
   ScoredStatistic identical_id_fraction, id_spearman, order_preserved_fraction,

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -145,7 +146,7 @@ PairVerdict decide(const Fingerprint& a, const Fingerprint& b, const WeightEvide
   if (copied_fraction >= 0.9) {
     v.relation = Relation::kDerived;
     v.decided_by = "copies";
-    v.log10_p = tests > 0 ? std::min(log10_identity, log10_gate_up) : -std::numeric_limits<double>::infinity();
+    v.log10_p = -std::numeric_limits<double>::infinity();
     v.reasons.push_back(fmt::format("{} of {}'s {} weight matrices are copies of {}'s ({} byte-identical, {} equal up to rounding)",
                                     copied, B, w.b_matrices, A, w.b_identical, w.b_near_identical));
   } else if (tests > 0 && most_layers && (identity_strong || robust_strong)) {
@@ -174,8 +175,11 @@ PairVerdict decide(const Fingerprint& a, const Fingerprint& b, const WeightEvide
     }
   } else if (!significant_b_layers.empty() || copied > 0 || w.b_similar > 0) {
     v.relation = Relation::kPartiallyBorrowed;
-    v.decided_by = !significant_b_layers.empty() ? "per-layer neuron tests and copies" : "copies";
-    v.log10_p = tests > 0 ? std::min(log10_identity, log10_gate_up) : 0.0;
+    v.decided_by = !significant_b_layers.empty() ? "per-layer neuron tests" : "copies";
+    // Byte-identical or rounding-equal matrices of a thousand values or more do not arise by
+    // chance: the borrowed part's p-value is 0 for all practical purposes.
+    v.log10_p = copied > 0 ? -std::numeric_limits<double>::infinity()
+                           : (tests > 0 ? std::min(log10_identity, log10_gate_up) : 0.0);
     for (const auto& [key, prefixes] : copied_prefixes) {
       for (const auto& p : prefixes) v.borrowed.push_back(p);
     }

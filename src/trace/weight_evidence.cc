@@ -246,6 +246,9 @@ void compare_copies(const Fingerprint& a, const Fingerprint& b, const WeightEvid
     }
     if (!best) continue;
     best->b_role = tb.role;
+    for (const TensorDigest* ta : it->second) {
+      if (ta->name == best->a_name) best->a_role = ta->role;
+    }
     if (best->identical) {
       ++w.b_identical;
     } else if (best->relative_distance <= o.near_identical_distance) {
@@ -424,18 +427,41 @@ WeightEvidence compare_weights(const Fingerprint& a, const Fingerprint& b, const
       if (parts) w.combined_map[k] = sum / parts;
     }
   }
+  // Layers are paired by the map, and by copies where there are any: a layer copied into a model
+  // whose embedding is its own (a borrowed layer) sees other inputs, so its responses differ from
+  // the donor's although its weights are the donor's.
+  std::vector<double> pairing = w.combined_map;
+  {
+    std::map<std::pair<int32_t, int32_t>, int> copied;  // (A layer, B layer) -> matrices
+    std::map<int32_t, int> b_matrices;
+    for (const auto& t : b.tensors) {
+      if (t.shape.size() >= 2 && t.role.layer >= 0) ++b_matrices[t.role.layer];
+    }
+    for (const auto& c : w.copies) {
+      if (c.a_role.layer >= 0 && c.b_role.layer >= 0) ++copied[{c.a_role.layer, c.b_role.layer}];
+    }
+    for (size_t i = 0; i < na; ++i) {
+      for (size_t j = 0; j < nb; ++j) {
+        auto it = copied.find({w.a_layers[i], w.b_layers[j]});
+        if (it == copied.end()) continue;
+        const double fraction = static_cast<double>(it->second) / std::max(1, b_matrices[w.b_layers[j]]);
+        pairing[i * nb + j] = (std::isnan(pairing[i * nb + j]) ? 0.0 : pairing[i * nb + j]) + 2.0 * fraction;
+      }
+    }
+  }
   for (size_t j = 0; j < nb; ++j) {
     LayerMatch m;
     m.b_layer = w.b_layers[j];
     double best = -2, second = -2;
     for (size_t i = 0; i < na; ++i) {
-      const double v = w.combined_map[i * nb + j];
+      const double v = pairing[i * nb + j];
       if (std::isnan(v)) continue;
       if (v > best) second = best, best = v, m.best_a_layer = w.a_layers[i];
       else if (v > second) second = v;
     }
     if (m.best_a_layer < 0) continue;
-    m.best = best;
+    const size_t bi = static_cast<size_t>(std::find(w.a_layers.begin(), w.a_layers.end(), m.best_a_layer) - w.a_layers.begin());
+    m.best = w.combined_map[bi * nb + j];  // the map's value; copies only decide ties of meaning
     m.margin = second > -2 ? best - second : 0.0;
     w.layer_matches.push_back(m);
   }
@@ -446,7 +472,7 @@ WeightEvidence compare_weights(const Fingerprint& a, const Fingerprint& b, const
   // independent under the null and Fisher's method applies). The pairing reads only the CKA map,
   // which ignores the order of neurons, so it does not disturb the tests' null distribution.
   std::vector<float> score(na * nb);
-  for (size_t k = 0; k < score.size(); ++k) score[k] = std::isnan(w.combined_map[k]) ? -1.0f : static_cast<float>(w.combined_map[k]);
+  for (size_t k = 0; k < score.size(); ++k) score[k] = std::isnan(pairing[k]) ? -1.0f : static_cast<float>(pairing[k]);
   const auto layer_pairs = matched_pairs(score, static_cast<int64_t>(na), static_cast<int64_t>(nb));
   std::vector<double> log_p_identity, log_p_gate_up;
   for (const auto& [i, j] : layer_pairs) {

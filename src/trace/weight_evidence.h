@@ -41,7 +41,7 @@ struct TensorMatch {
   double cosine = 0;            // <a, b> / (||a|| ||b||), from the sketches: about 0 (within a
                                 // few 1/sqrt(buckets)) for tensors trained independently, high
                                 // for a fine-tuned copy in the same basis
-  io::TensorRole b_role;
+  io::TensorRole a_role, b_role;
 };
 
 struct NeuronTest {
