@@ -256,9 +256,11 @@ std::string heat_colour(double v) {
 
 // The colour scale from 0 to 1, and the swatch for cells that were not computed.
 std::string heat_legend() {
+  constexpr int kX = 20, kWidth = 240;
   std::string out;
-  out += "<svg class=\"legend\" width=\"330\" height=\"46\" viewBox=\"0 0 330 46\" role=\"img\" "
-         "aria-label=\"colour scale: CKA from 0 to 1\">";
+  out += "<svg class=\"legend\" width=\"400\" height=\"46\" viewBox=\"0 0 400 46\" role=\"img\" "
+         "aria-label=\"colour scale: CKA from 0 to 1\" font-family=\"system-ui, sans-serif\" "
+         "font-size=\"10\">";
   out += "<defs><linearGradient id=\"heat-scale\" x1=\"0\" x2=\"1\" y1=\"0\" y2=\"0\">";
   for (int i = 0; i <= 10; ++i) {
     const double v = i / 10.0;
@@ -268,16 +270,20 @@ std::string heat_legend() {
   out += "<pattern id=\"nc-legend\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\" "
          "patternTransform=\"rotate(45)\"><path d=\"M0 0h6v6h-6z\" fill=\"#e4e7ea\"/>"
          "<path d=\"M0 0v6\" stroke=\"#8c959f\" stroke-width=\"2\"/></pattern></defs>";
-  out += "<rect class=\"scale\" x=\"10\" y=\"6\" width=\"200\" height=\"14\" "
-         "fill=\"url(#heat-scale)\" stroke=\"#8c959f\" stroke-width=\"0.5\"/>";
+  add(out, "<rect class=\"scale\" x=\"{}\" y=\"6\" width=\"{}\" height=\"14\" "
+           "fill=\"url(#heat-scale)\" stroke=\"#8c959f\" stroke-width=\"0.5\"/>",
+      kX, kWidth);
   for (int i = 0; i <= 4; ++i) {
-    const double x = 10 + 50.0 * i;
-    add(out, "<path d=\"M{0:.0f} 20v4\" stroke=\"#56606b\"/><text x=\"{0:.0f}\" y=\"35\" "
-             "text-anchor=\"middle\">{1}</text>",
-        x, i == 0 ? "0 or less" : fmt::format("{:.2f}", i / 4.0));
+    const int x = kX + kWidth * i / 4;
+    add(out, "<path d=\"M{0} 20v4\" stroke=\"#56606b\"/><text x=\"{1}\" y=\"35\" "
+             "text-anchor=\"{2}\">{3}</text>",
+        x, i == 0 ? kX - 4 : x, i == 0 ? "start" : "middle",
+        i == 0 ? std::string("0 or less") : fmt::format("{:.2f}", i / 4.0));
   }
-  out += "<rect class=\"scale\" x=\"250\" y=\"6\" width=\"14\" height=\"14\" fill=\"url(#nc-legend)\" "
-         "stroke=\"#8c959f\" stroke-width=\"0.5\"/><text x=\"270\" y=\"17\">not computed</text>";
+  add(out, "<rect class=\"scale\" x=\"{}\" y=\"6\" width=\"14\" height=\"14\" "
+           "fill=\"url(#nc-legend)\" stroke=\"#8c959f\" stroke-width=\"0.5\"/>"
+           "<text x=\"{}\" y=\"17\">not computed</text>",
+      kX + kWidth + 30, kX + kWidth + 50);
   out += "</svg>";
   return out;
 }
@@ -301,16 +307,16 @@ std::string heatmap_svg(const std::string& id, const std::string& title, const W
 
   std::string out;
   add(out, "<svg class=\"heatmap\" id=\"{}\" width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\" "
-           "role=\"img\" aria-label=\"{}\">",
+           "role=\"img\" aria-label=\"{}\" font-family=\"system-ui, sans-serif\" font-size=\"10\">",
       id, width, height, width, height, esc(title));
   add(out, "<defs><pattern id=\"{}-nc\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\" "
            "patternTransform=\"rotate(45)\"><path d=\"M0 0h6v6h-6z\" fill=\"#e4e7ea\"/>"
            "<path d=\"M0 0v6\" stroke=\"#8c959f\" stroke-width=\"2\"/></pattern></defs>",
       id);
   // Axis titles and layer labels.
-  add(out, "<text class=\"axis\" x=\"{}\" y=\"12\" text-anchor=\"middle\">B layer &#8594;</text>",
+  add(out, "<text class=\"axis\" font-size=\"11\" font-weight=\"600\" x=\"{}\" y=\"12\" text-anchor=\"middle\">B layer &#8594;</text>",
       left + static_cast<int>(nb) * cell / 2);
-  add(out, "<text class=\"axis\" transform=\"translate(13,{}) rotate(-90)\" "
+  add(out, "<text class=\"axis\" font-size=\"11\" font-weight=\"600\" transform=\"translate(13,{}) rotate(-90)\" "
            "text-anchor=\"middle\">A layer &#8594;</text>",
       top + static_cast<int>(na) * cell / 2);
   for (size_t j = 0; j < nb; ++j) {
@@ -333,7 +339,7 @@ std::string heatmap_svg(const std::string& id, const std::string& title, const W
                  "<title>A layer {} &#215; B layer {}: CKA {}</title></rect>",
             x, y, cell, cell, heat_colour(v), w.a_layers[i], w.b_layers[j], num(v));
         if (values_in_cells) {
-          add(out, "<text class=\"v\" x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"{}\" "
+          add(out, "<text class=\"v\" font-size=\"9\" x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"{}\" "
                    "style=\"fill:{}\">{}</text>",
               x + cell / 2, y + cell / 2 + 3, v > 0.55 ? "#1d232a" : "#ffffff",
               v > 0.55 ? "#1d232a" : "#ffffff", num(v, 2));

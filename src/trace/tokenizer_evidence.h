@@ -2,17 +2,17 @@
 // keeps its ids and its order, whether one extends the other, and a judgement of the relation.
 //
 // Vocabulary overlap alone misleads (Llama 2's 32k vocabulary is 97% contained in Gemma 2's
-// unrelated 256k one); what survives derivation is the base's token order and, for extensions, identical ids. So every
-// order statistic is placed against a baseline of unrelated real tokenizer pairs (a constant table,
-// unrelated_tokenizer_baseline(), checked against the npm tokenizers by a test), and the judgement
-// rests on whether the order of the WHOLE shared vocabulary is preserved, plus extension — never on
-// the first few hundred merges, which independent byte-level BPEs trained on similar text share.
+// unrelated 256k one); what survives derivation is the base's token order and, for extensions,
+// identical ids. So every order statistic is placed against a baseline of unrelated real tokenizer
+// pairs (a constant table, unrelated_tokenizer_baseline(), checked against the npm tokenizers by a
+// test), and the judgement rests on whether the order of the WHOLE shared vocabulary is preserved,
+// plus extension — never on the first few hundred merges, which independent byte-level BPEs
+// trained on similar text share.
 // Sharing a tokenizer is common and is not by itself evidence that weights were derived.
 //
 // Pure functions of their inputs; safe to call from several threads at once.
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>

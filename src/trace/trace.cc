@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "util/error.h"
+#include "util/progress.h"
 
 namespace referee::trace {
 namespace fs = std::filesystem;
@@ -34,13 +35,17 @@ TraceReport trace_pairs(const std::vector<Fingerprint>& models, const TraceOptio
   TraceReport report;
   report.mode = "pairs";
   for (const auto& m : models) report.models.push_back(summary_of(m));
+  Progress progress("comparing", models.size() * (models.size() - std::min<size_t>(models.size(), 1)) / 2,
+                    Progress::Unit::kItems, options.fingerprint.progress ? -1 : 0);
   for (size_t i = 0; i < models.size(); ++i) {
     for (size_t j = i + 1; j < models.size(); ++j) {
       PairResult r = judge_pair(models[i], models[j], options);
       r.a = i, r.b = j;
       report.pairs.push_back(std::move(r));
+      progress.add(1);
     }
   }
+  progress.finish();
   return report;
 }
 
@@ -53,11 +58,14 @@ TraceReport trace_library(const Fingerprint& candidate, const std::vector<Finger
   o.verdict.comparisons = report.comparisons;
   report.models.push_back(summary_of(candidate));
   for (const auto& f : library) report.models.push_back(summary_of(f));
+  Progress progress("comparing", library.size(), Progress::Unit::kItems, options.fingerprint.progress ? -1 : 0);
   for (size_t i = 0; i < library.size(); ++i) {
     PairResult r = judge_pair(library[i], candidate, o);
     r.a = i + 1, r.b = 0;
     report.pairs.push_back(std::move(r));
+    progress.add(1);
   }
+  progress.finish();
   std::stable_sort(report.pairs.begin(), report.pairs.end(), [](const PairResult& x, const PairResult& y) {
     return x.verdict.log10_p < y.verdict.log10_p;
   });
