@@ -317,7 +317,7 @@ std::string heatmap_svg(const std::string& id, const std::string& title, const W
   add(out, "<text class=\"axis\" font-size=\"11\" font-weight=\"600\" x=\"{}\" y=\"12\" text-anchor=\"middle\">B layer &#8594;</text>",
       left + static_cast<int>(nb) * cell / 2);
   add(out, "<text class=\"axis\" font-size=\"11\" font-weight=\"600\" transform=\"translate(13,{}) rotate(-90)\" "
-           "text-anchor=\"middle\">A layer &#8594;</text>",
+           "text-anchor=\"middle\">&#8592; A layer</text>",
       top + static_cast<int>(na) * cell / 2);
   for (size_t j = 0; j < nb; ++j) {
     if (j % static_cast<size_t>(label_every) != 0) continue;

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "trace/report.h"
@@ -101,7 +102,11 @@ TraceReport pairs_report() {
   w.attention_map = {0.91, 0.12, kNaN, 0.05, 0.88, 0.40};
   w.mlp_map = {0.95, -0.2, kNaN, 0.1, 0.97, 0.61};
   w.combined_map = {0.93, 0.04, 0.2, 0.08, 0.925, 0.505};
-  w.layer_matches = {{0, 0, 0.93, 0.85}, {1, 1, 0.925, 0.9}, {2, 1, 0.505, 0.3}};
+  for (const auto& [b_layer, a_layer, best] : {std::tuple{0, 0, 0.93}, {1, 1, 0.925}, {2, 1, 0.505}}) {
+    LayerMatch m;
+    m.b_layer = b_layer, m.best_a_layer = a_layer, m.best = best, m.margin = 0.3;
+    w.layer_matches.push_back(m);
+  }
   NeuronTest t0;
   t0.a_layer = 0, t0.b_layer = 0, t0.matched = 128;
   t0.rho_identity = 0.987, t0.log_p_identity = -12.0 * kLn10;
@@ -116,8 +121,16 @@ TraceReport pairs_report() {
   w.tests_combined = 2;
   w.b_matrices = 14;
   w.b_identical = 1;
-  w.copies = {{"model.layers.0.mlp.up_proj.weight", "<b>x</b>.weight", true, false, 0.0, 1.0, {}}};
-  w.norms = {{0, 0, "attn_norm", 0.996, 0.01}, {-1, -1, "final_norm", 0.990, 0.03}};
+  TensorMatch copy;
+  copy.b_name = "model.layers.0.mlp.up_proj.weight";
+  copy.a_name = "<b>x</b>.weight";
+  copy.identical = true;
+  copy.cosine = 1.0;
+  w.copies = {copy};
+  NormComparison n0, n1;
+  n0.a_layer = n0.b_layer = 0, n0.role = "attn_norm", n0.pearson = 0.996, n0.raw_cosine = 0.01;
+  n1.a_layer = n1.b_layer = -1, n1.role = "final_norm", n1.pearson = 0.990, n1.raw_cosine = 0.03;
+  w.norms = {n0, n1};
   w.norm_pearson_within_a = 0.01;
   w.norm_raw_cosine_within_a = 0.99;
 
@@ -216,6 +229,24 @@ TEST(ReportHtml, DrawsOneCellPerMapEntryWithNaNNotComputed) {
   // A colour scale from 0 to 1 beside the maps.
   EXPECT_NE(html.find("<svg class=\"legend\""), std::string::npos);
   EXPECT_NE(html.find(">1.00</text>"), std::string::npos);
+}
+
+TEST(ReportHtml, DrawsTheAwmMapWhenComputed) {
+  TraceReport r = pairs_report();
+  std::string html = report_html(r);
+  EXPECT_NE(html.find("not computed:</span> the AWM weight map"), std::string::npos);
+  WeightEvidence& w = r.pairs[0].weights;
+  w.awm_map = {0.99, 0.02, 0.01, 0.03, 0.98, kNaN};
+  w.awm_aligned_dims = 64;
+  w.awm_alignment = 0.97;
+  html = report_html(r);
+  const std::vector<std::string> maps = heatmaps(html);
+  ASSERT_EQ(maps.size(), 4u);
+  EXPECT_EQ(occurrences(maps[3], "<rect"), 6u);
+  EXPECT_EQ(occurrences(maps[3], "class=\"cell nc\""), 1u);
+  EXPECT_NE(maps[3].find("A layer 1 &#215; B layer 1: CKA 0.980"), std::string::npos);
+  EXPECT_NE(html.find("64 dimensions aligned, mean |r| 0.970"), std::string::npos);
+  EXPECT_EQ(html.find("not computed:</span> the AWM weight map"), std::string::npos);
 }
 
 TEST(ReportHtml, AMalformedMapIsNotDrawn) {
@@ -364,3 +395,21 @@ TEST(ReportHtml, LibraryModeRanksTheReferences) {
 
 }  // namespace
 }  // namespace referee::trace
+namespace referee::trace {
+TEST(TmpDump, Big) {
+  TraceReport r;
+  r.mode = "pairs";
+  ModelSummary m; m.name = "a"; r.models = {m, m};
+  PairResult p; p.a = 0; p.b = 1;
+  auto& w = p.weights; w.computable = true;
+  for (int i = 0; i < 40; ++i) w.a_layers.push_back(i);
+  for (int i = 0; i < 80; ++i) w.b_layers.push_back(i);
+  for (int i = 0; i < 40; ++i) for (int j = 0; j < 80; ++j) {
+    double v = std::exp(-std::abs(i - j / 2) / 3.0);
+    w.attention_map.push_back(i == 5 ? NAN : v); w.mlp_map.push_back(v); w.combined_map.push_back(v);
+  }
+  for (int j = 0; j < 80; ++j) { LayerMatch lm; lm.b_layer = j; lm.best_a_layer = j / 2; lm.best = 1; w.layer_matches.push_back(lm); }
+  r.pairs = {p};
+  FILE* f = fopen("/tmp/htmlout/big.html", "w"); auto s = report_html(r); fwrite(s.data(), 1, s.size(), f); fclose(f);
+}
+}

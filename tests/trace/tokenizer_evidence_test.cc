@@ -21,7 +21,7 @@ namespace {
 
 using referee::testing::SplitMix64;
 
-// --- hand-built tokenizers ------------------------------------------------------------------------
+// --- hand-built tokenizers -----------------------------------------------------------------------
 
 // A byte-level BPE: the 256 byte symbols at ids 0..255, then `ordinary` merged tokens "tok<k>"
 // (one merge each), then one special token.
@@ -30,7 +30,8 @@ io::Tokenizer base_tokenizer(int ordinary = 2000) {
   t.source = "test";
   t.model_type = "BPE";
   t.byte_level = true;
-  for (int b = 0; b < 256; ++b) t.vocab.push_back({io::byte_level_char(static_cast<uint8_t>(b)), b});
+  for (int b = 0; b < 256; ++b)
+    t.vocab.push_back({io::byte_level_char(static_cast<uint8_t>(b)), b});
   for (int k = 0; k < ordinary; ++k) {
     t.vocab.push_back({"tok" + std::to_string(k), 256 + k});
     t.merges.push_back({"tok", std::to_string(k)});
@@ -39,7 +40,9 @@ io::Tokenizer base_tokenizer(int ordinary = 2000) {
   return t;
 }
 
-int64_t next_id(const io::Tokenizer& t) { return t.max_id() + 1; }
+int64_t next_id(const io::Tokenizer& t) {
+  return t.max_id() + 1;
+}
 
 // Appends ordinary tokens with their merges at the next free ids, as a grown vocabulary does.
 void append(io::Tokenizer& t, const std::vector<std::string>& tokens) {
@@ -79,7 +82,7 @@ TEST(TokenizerEvidence, ByteAlphabetRule) {
   io::Tokenizer byte_level;
   byte_level.byte_level = true;
   EXPECT_TRUE(is_byte_alphabet_token(byte_level, "a"));
-  EXPECT_TRUE(is_byte_alphabet_token(byte_level, "Ġ"));   // the space byte
+  EXPECT_TRUE(is_byte_alphabet_token(byte_level, "Ġ"));  // the space byte
   EXPECT_FALSE(is_byte_alphabet_token(byte_level, "Ġt"));
   EXPECT_TRUE(is_byte_alphabet_token(byte_level, "é"));    // the byte 0xE9 stands for itself
   EXPECT_FALSE(is_byte_alphabet_token(byte_level, "Ã©"));  // the two bytes of UTF-8 "é"
@@ -142,11 +145,13 @@ TEST(TokenizerEvidence, GrownCopyIsAnExtensionInTheRightDirection) {
   EXPECT_DOUBLE_EQ(*c.merge_rank_spearman.value, 1.0);
   EXPECT_TRUE(c.identical_id_fraction.above_baseline_max);
   EXPECT_GT(*c.identical_id_fraction.z, 50);
-  EXPECT_NE(c.explanation.find("B's tokenizer extends A's: every one of A's 2,257 tokens keeps its id; "
-                               "500 added"),
-            std::string::npos)
+  EXPECT_NE(
+      c.explanation.find("B's tokenizer extends A's: every one of A's 2,257 tokens keeps its id; "
+                         "500 added"),
+      std::string::npos)
       << c.explanation;
-  EXPECT_NE(c.explanation.find("does not by itself mean the weights were derived"), std::string::npos);
+  EXPECT_NE(c.explanation.find("does not by itself mean the weights were derived"),
+            std::string::npos);
 
   const auto reverse = compare_tokenizers(grown, base);
   EXPECT_EQ(reverse.relation, TokenizerRelation::kExtension);
@@ -319,13 +324,14 @@ TEST(TokenizerEvidence, JsonAndText) {
   EXPECT_NE(text.find("2,257 tokens (100.00% of A, 81.86% of B)"), std::string::npos) << text;
 }
 
-// --- the npm tokenizers ---------------------------------------------------------------------------
+// --- the npm tokenizers --------------------------------------------------------------------------
 
 const io::Tokenizer& npm(const std::string& name) {
   static std::map<std::string, io::Tokenizer> cache;
   auto it = cache.find(name);
   if (it == cache.end()) {
-    it = cache.emplace(name, io::read_tokenizer_dir(referee::testing::npm_tokenizer_dir(name))).first;
+    it = cache.emplace(name, io::read_tokenizer_dir(referee::testing::npm_tokenizer_dir(name)))
+             .first;
   }
   return it->second;
 }
@@ -335,7 +341,7 @@ TEST(TokenizerEvidenceNpm, Llama3ExtendsCl100k) {
   EXPECT_EQ(c.relation, TokenizerRelation::kExtension) << c.explanation;
   EXPECT_EQ(c.direction, ExtensionDirection::kAExtendsB);
   EXPECT_EQ(c.a.tokens, 128256);
-  EXPECT_EQ(c.b.tokens, 100261);   // 100,256 plus 5 specials
+  EXPECT_EQ(c.b.tokens, 100261);  // 100,256 plus 5 specials
   EXPECT_EQ(c.kept_ids_b_in_a, 100256);
   EXPECT_EQ(c.kept_ordinary_b_in_a, 100000);
   EXPECT_EQ(c.tokens_only_in_a, 28000);
@@ -348,9 +354,10 @@ TEST(TokenizerEvidenceNpm, Llama3ExtendsCl100k) {
   EXPECT_EQ(c.common_merge_prefix, 1);
   EXPECT_EQ(c.shared_merges, 100000);
   EXPECT_EQ(c.shared_special, 0);
-  EXPECT_NE(c.explanation.find("A's tokenizer extends B's: 100,256 of B's 100,261 tokens keep their "
-                               "id (5 do not, none of them ordinary"),
-            std::string::npos)
+  EXPECT_NE(
+      c.explanation.find("A's tokenizer extends B's: 100,256 of B's 100,261 tokens keep their "
+                         "id (5 do not, none of them ordinary"),
+      std::string::npos)
       << c.explanation;
   EXPECT_NE(c.explanation.find("28,000 added"), std::string::npos) << c.explanation;
 
