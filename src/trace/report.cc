@@ -51,6 +51,13 @@ ordered_json weights_json(const WeightEvidence& w) {
                       {"rho_gate_up", number(t.rho_gate_up)}, {"log10_p_gate_up", number(t.log_p_gate_up / kLn10)},
                       {"mean_matched_correlation", number(t.mean_matched_correlation)}});
   }
+  ordered_json routers = ordered_json::array();
+  for (const auto& t : w.router_tests) {
+    routers.push_back({{"a_layer", t.a_layer}, {"b_layer", t.b_layer}, {"matched", t.matched},
+                       {"rho_identity", number(t.rho_identity)}, {"log10_p_identity", number(t.log_p_identity / kLn10)},
+                       {"mean_matched_correlation", number(t.mean_matched_correlation)}});
+  }
+  j["router_tests"] = routers;
   j["neuron_tests"] = {{"tests", w.tests_combined},
                        {"log10_p_identity", number(w.log_p_identity / kLn10)},
                        {"log10_p_gate_up", number(w.log_p_gate_up / kLn10)},
@@ -169,6 +176,10 @@ std::string report_text(const TraceReport& r) {
         out += fmt::format("awm         hidden dims aligned through embeddings: {} (mean |r| {:.3f}); Q/K CKA at those layers:{}\n",
                            w.awm_aligned_dims, w.awm_alignment, cells);
       }
+    }
+    for (const auto& t : w.router_tests) {
+      out += fmt::format("router      layer {} <- {}: {} experts matched (mean r {:.2f}), expert order rho {:.3f}, {}\n",
+                         t.b_layer, t.a_layer, t.matched, t.mean_matched_correlation, t.rho_identity, p_short(t.log_p_identity / kLn10));
     }
     out += fmt::format("copies      {} of {} matrices identical, {} equal up to rounding, {} strongly aligned\n",
                        w.b_identical, w.b_matrices, w.b_near_identical, w.b_similar);

@@ -694,7 +694,7 @@ std::string report_html(const TraceReport& r) {
          "mean derivation.</p>\n";
 
   models_section(out, r);
-  if (library) ranking_section(out, r);
+
 
   for (size_t k = 0; k < r.pairs.size(); ++k) {
     const auto& p = r.pairs[k];

@@ -526,6 +526,21 @@ WeightEvidence compare_weights(const Fingerprint& a, const Fingerprint& b, const
     } else if (rb.gate && rb.up && !(ra.gate && ra.up) && !ea.empty()) {
       dense_vs_experts(rb, b, shared.b_columns, ea, ra, a, shared.a_columns, false);
     }
+    if (ra.router && rb.router && ra.router->units >= 2 && rb.router->units >= 2) {
+      const auto za = standardized_rows(*ra.router, a.probe_count(), shared.a_columns);
+      const auto zb = standardized_rows(*rb.router, b.probe_count(), shared.b_columns);
+      const auto c = correlations(za, ra.router->units, zb, rb.router->units, shared.size());
+      const auto experts = matched_pairs(c, ra.router->units, rb.router->units);
+      RouterTest t;
+      t.a_layer = w.a_layers[static_cast<size_t>(i)], t.b_layer = w.b_layers[static_cast<size_t>(j)];
+      t.matched = static_cast<int64_t>(experts.size());
+      t.rho_identity = spearman_of_pairs(experts);
+      t.log_p_identity = log_p_spearman_upper(t.rho_identity, t.matched);
+      double total = 0;
+      for (const auto& [x, y] : experts) total += c[static_cast<size_t>(x * rb.router->units + y)];
+      t.mean_matched_correlation = experts.empty() ? 0.0 : total / static_cast<double>(experts.size());
+      w.router_tests.push_back(t);
+    }
     if (!ea.empty() && !eb.empty()) {
       std::vector<float> s(ea.size() * eb.size(), -1.0f);
       for (size_t x = 0; x < ea.size(); ++x) {

@@ -55,6 +55,16 @@ struct NeuronTest {
   double mean_matched_correlation = 0;   // mean Pearson r of matched neurons' responses
 };
 
+// Routers of two mixture-of-experts layers: experts matched by the correlation of their router
+// rows' probe responses; the order test as for neurons (exact, but with few experts it cannot
+// reach small p-values: 8 experts give p >= 1/40320).
+struct RouterTest {
+  int32_t a_layer = -1, b_layer = -1;
+  int64_t matched = 0;
+  double rho_identity = 0, log_p_identity = 0;
+  double mean_matched_correlation = 0;
+};
+
 struct LayerMatch {
   int32_t b_layer = -1;
   int32_t best_a_layer = -1;
@@ -98,6 +108,7 @@ struct WeightEvidence {
   double log_p_identity = 0;   // Fisher over neuron_tests (0 = p of 1 when none)
   double log_p_gate_up = 0;
   int64_t tests_combined = 0;
+  std::vector<RouterTest> router_tests;  // reported, not combined (few experts, weak alone)
 
   // Norm gains.
   std::vector<NormComparison> norms;
