@@ -35,13 +35,25 @@ void append_escaped(std::string& out, std::string_view bytes) {
     const auto c = static_cast<unsigned char>(bytes[i]);
     if (c < 0x80) {
       switch (c) {
-        case '&': out += "&amp;"; break;
-        case '<': out += "&lt;"; break;
-        case '>': out += "&gt;"; break;
-        case '"': out += "&quot;"; break;
-        case '\'': out += "&#39;"; break;
+        case '&':
+          out += "&amp;";
+          break;
+        case '<':
+          out += "&lt;";
+          break;
+        case '>':
+          out += "&gt;";
+          break;
+        case '"':
+          out += "&quot;";
+          break;
+        case '\'':
+          out += "&#39;";
+          break;
         case '\t':
-        case '\n': out += static_cast<char>(c); break;
+        case '\n':
+          out += static_cast<char>(c);
+          break;
         default:
           if (c < 0x20 || c == 0x7F) {
             out += kReplacement;
@@ -132,36 +144,46 @@ std::string p_from_log10(double log10_p) {
   return fmt::format("{:.1f}e{:.0f}", mantissa, exponent);
 }
 
-std::string p_from_ln(double ln_p) { return p_from_log10(ln_p / kLn10); }
+std::string p_from_ln(double ln_p) {
+  return p_from_log10(ln_p / kLn10);
+}
 
 std::string relation_class(Relation r) {
   switch (r) {
-    case Relation::kDerived: return "rel-derived";
-    case Relation::kUpscaled: return "rel-upscaled";
-    case Relation::kPruned: return "rel-pruned";
-    case Relation::kPartiallyBorrowed: return "rel-partial";
-    case Relation::kIndependent: return "rel-independent";
-    case Relation::kInconclusive: return "rel-inconclusive";
+    case Relation::kDerived:
+      return "rel-derived";
+    case Relation::kUpscaled:
+      return "rel-upscaled";
+    case Relation::kPruned:
+      return "rel-pruned";
+    case Relation::kPartiallyBorrowed:
+      return "rel-partial";
+    case Relation::kIndependent:
+      return "rel-independent";
+    case Relation::kInconclusive:
+      return "rel-inconclusive";
   }
   return "rel-inconclusive";
 }
 
 std::string badge(Relation r) {
-  return fmt::format("<span class=\"badge {}\">{}</span>", relation_class(r), esc(relation_name(r)));
+  return fmt::format("<span class=\"badge {}\">{}</span>", relation_class(r),
+                     esc(relation_name(r)));
 }
 
 // The verdict as a headline in plain words; `a` and `b` are already escaped.
 std::string headline(Relation r, const std::string& a, const std::string& b) {
   switch (r) {
     case Relation::kDerived:
-      return fmt::format("{} was derived from {}: its weights were not trained from scratch.", b, a);
+      return fmt::format("{} was derived from {}: its weights were not trained from scratch.", b,
+                         a);
     case Relation::kUpscaled:
       return fmt::format("{} was derived from {} by repeating layers (depth up-scaling).", b, a);
     case Relation::kPruned:
       return fmt::format("{} was derived from {} by removing layers or widths (pruning).", b, a);
     case Relation::kPartiallyBorrowed:
-      return fmt::format("{} shares some modules or layers with {}; the rest was not taken from it.",
-                         b, a);
+      return fmt::format(
+          "{} shares some modules or layers with {}; the rest was not taken from it.", b, a);
     case Relation::kIndependent:
       return fmt::format("No evidence that {} was derived from {}.", b, a);
     case Relation::kInconclusive:
@@ -241,8 +263,8 @@ a{color:#0b57d0}
 // Viridis, sampled: dark purple at 0, yellow at 1. It stays readable in greyscale print and for
 // colour-blind readers.
 std::string heat_colour(double v) {
-  static constexpr std::array<std::array<double, 3>, 5> kStops = {{
-      {68, 1, 84}, {59, 82, 139}, {33, 145, 140}, {94, 201, 98}, {253, 231, 37}}};
+  static constexpr std::array<std::array<double, 3>, 5> kStops = {
+      {{68, 1, 84}, {59, 82, 139}, {33, 145, 140}, {94, 201, 98}, {253, 231, 37}}};
   v = std::clamp(v, 0.0, 1.0);
   const double x = v * static_cast<double>(kStops.size() - 1);
   const size_t k = std::min(static_cast<size_t>(x), kStops.size() - 2);
@@ -258,31 +280,36 @@ std::string heat_colour(double v) {
 std::string heat_legend() {
   constexpr int kX = 20, kWidth = 240;
   std::string out;
-  out += "<svg class=\"legend\" width=\"400\" height=\"46\" viewBox=\"0 0 400 46\" role=\"img\" "
-         "aria-label=\"colour scale: CKA from 0 to 1\" font-family=\"system-ui, sans-serif\" "
-         "font-size=\"10\">";
+  out +=
+      "<svg class=\"legend\" width=\"400\" height=\"46\" viewBox=\"0 0 400 46\" role=\"img\" "
+      "aria-label=\"colour scale: CKA from 0 to 1\" font-family=\"system-ui, sans-serif\" "
+      "font-size=\"10\">";
   out += "<defs><linearGradient id=\"heat-scale\" x1=\"0\" x2=\"1\" y1=\"0\" y2=\"0\">";
   for (int i = 0; i <= 10; ++i) {
     const double v = i / 10.0;
     add(out, "<stop offset=\"{:.1f}\" stop-color=\"{}\"/>", v, heat_colour(v));
   }
   out += "</linearGradient>";
-  out += "<pattern id=\"nc-legend\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\" "
-         "patternTransform=\"rotate(45)\"><path d=\"M0 0h6v6h-6z\" fill=\"#e4e7ea\"/>"
-         "<path d=\"M0 0v6\" stroke=\"#8c959f\" stroke-width=\"2\"/></pattern></defs>";
-  add(out, "<rect class=\"scale\" x=\"{}\" y=\"6\" width=\"{}\" height=\"14\" "
-           "fill=\"url(#heat-scale)\" stroke=\"#8c959f\" stroke-width=\"0.5\"/>",
+  out +=
+      "<pattern id=\"nc-legend\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\" "
+      "patternTransform=\"rotate(45)\"><path d=\"M0 0h6v6h-6z\" fill=\"#e4e7ea\"/>"
+      "<path d=\"M0 0v6\" stroke=\"#8c959f\" stroke-width=\"2\"/></pattern></defs>";
+  add(out,
+      "<rect class=\"scale\" x=\"{}\" y=\"6\" width=\"{}\" height=\"14\" "
+      "fill=\"url(#heat-scale)\" stroke=\"#8c959f\" stroke-width=\"0.5\"/>",
       kX, kWidth);
   for (int i = 0; i <= 4; ++i) {
     const int x = kX + kWidth * i / 4;
-    add(out, "<path d=\"M{0} 20v4\" stroke=\"#56606b\"/><text x=\"{1}\" y=\"35\" "
-             "text-anchor=\"{2}\">{3}</text>",
+    add(out,
+        "<path d=\"M{0} 20v4\" stroke=\"#56606b\"/><text x=\"{1}\" y=\"35\" "
+        "text-anchor=\"{2}\">{3}</text>",
         x, i == 0 ? kX - 4 : x, i == 0 ? "start" : "middle",
         i == 0 ? std::string("0 or less") : fmt::format("{:.2f}", i / 4.0));
   }
-  add(out, "<rect class=\"scale\" x=\"{}\" y=\"6\" width=\"14\" height=\"14\" "
-           "fill=\"url(#nc-legend)\" stroke=\"#8c959f\" stroke-width=\"0.5\"/>"
-           "<text x=\"{}\" y=\"17\">not computed</text>",
+  add(out,
+      "<rect class=\"scale\" x=\"{}\" y=\"6\" width=\"14\" height=\"14\" "
+      "fill=\"url(#nc-legend)\" stroke=\"#8c959f\" stroke-width=\"0.5\"/>"
+      "<text x=\"{}\" y=\"17\">not computed</text>",
       kX + kWidth + 30, kX + kWidth + 50);
   out += "</svg>";
   return out;
@@ -306,18 +333,24 @@ std::string heatmap_svg(const std::string& id, const std::string& title, const W
   const bool values_in_cells = cell >= 30;
 
   std::string out;
-  add(out, "<svg class=\"heatmap\" id=\"{}\" width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\" "
-           "role=\"img\" aria-label=\"{}\" font-family=\"system-ui, sans-serif\" font-size=\"10\">",
+  add(out,
+      "<svg class=\"heatmap\" id=\"{}\" width=\"{}\" height=\"{}\" viewBox=\"0 0 {} {}\" "
+      "role=\"img\" aria-label=\"{}\" font-family=\"system-ui, sans-serif\" font-size=\"10\">",
       id, width, height, width, height, esc(title));
-  add(out, "<defs><pattern id=\"{}-nc\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\" "
-           "patternTransform=\"rotate(45)\"><path d=\"M0 0h6v6h-6z\" fill=\"#e4e7ea\"/>"
-           "<path d=\"M0 0v6\" stroke=\"#8c959f\" stroke-width=\"2\"/></pattern></defs>",
+  add(out,
+      "<defs><pattern id=\"{}-nc\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\" "
+      "patternTransform=\"rotate(45)\"><path d=\"M0 0h6v6h-6z\" fill=\"#e4e7ea\"/>"
+      "<path d=\"M0 0v6\" stroke=\"#8c959f\" stroke-width=\"2\"/></pattern></defs>",
       id);
   // Axis titles and layer labels.
-  add(out, "<text class=\"axis\" font-size=\"11\" font-weight=\"600\" x=\"{}\" y=\"12\" text-anchor=\"middle\">B layer &#8594;</text>",
+  add(out,
+      "<text class=\"axis\" font-size=\"11\" font-weight=\"600\" x=\"{}\" y=\"12\" "
+      "text-anchor=\"middle\">B layer &#8594;</text>",
       left + static_cast<int>(nb) * cell / 2);
-  add(out, "<text class=\"axis\" font-size=\"11\" font-weight=\"600\" transform=\"translate(13,{}) rotate(-90)\" "
-           "text-anchor=\"middle\">&#8592; A layer</text>",
+  add(out,
+      "<text class=\"axis\" font-size=\"11\" font-weight=\"600\" transform=\"translate(13,{}) "
+      "rotate(-90)\" "
+      "text-anchor=\"middle\">&#8592; A layer</text>",
       top + static_cast<int>(na) * cell / 2);
   for (size_t j = 0; j < nb; ++j) {
     if (j % static_cast<size_t>(label_every) != 0) continue;
@@ -335,19 +368,23 @@ std::string heatmap_svg(const std::string& id, const std::string& title, const W
       const double v = map[i * nb + j];
       const int x = left + static_cast<int>(j) * cell, y = top + static_cast<int>(i) * cell;
       if (std::isfinite(v)) {
-        add(out, "<rect class=\"cell\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\">"
-                 "<title>A layer {} &#215; B layer {}: CKA {}</title></rect>",
+        add(out,
+            "<rect class=\"cell\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\">"
+            "<title>A layer {} &#215; B layer {}: CKA {}</title></rect>",
             x, y, cell, cell, heat_colour(v), w.a_layers[i], w.b_layers[j], num(v));
         if (values_in_cells) {
-          add(out, "<text class=\"v\" font-size=\"9\" x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"{}\" "
-                   "style=\"fill:{}\">{}</text>",
+          add(out,
+              "<text class=\"v\" font-size=\"9\" x=\"{}\" y=\"{}\" text-anchor=\"middle\" "
+              "fill=\"{}\" "
+              "style=\"fill:{}\">{}</text>",
               x + cell / 2, y + cell / 2 + 3, v > 0.55 ? "#1d232a" : "#ffffff",
               v > 0.55 ? "#1d232a" : "#ffffff", num(v, 2));
         }
       } else {
-        add(out, "<rect class=\"cell nc\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" "
-                 "fill=\"url(#{}-nc)\"><title>A layer {} &#215; B layer {}: not computed</title>"
-                 "</rect>",
+        add(out,
+            "<rect class=\"cell nc\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" "
+            "fill=\"url(#{}-nc)\"><title>A layer {} &#215; B layer {}: not computed</title>"
+            "</rect>",
             x, y, cell, cell, id, w.a_layers[i], w.b_layers[j]);
       }
     }
@@ -359,9 +396,10 @@ std::string heatmap_svg(const std::string& id, const std::string& title, const W
     if (col == w.b_layers.end() || row == w.a_layers.end()) continue;
     const int x = left + static_cast<int>(col - w.b_layers.begin()) * cell;
     const int y = top + static_cast<int>(row - w.a_layers.begin()) * cell;
-    add(out, "<path class=\"best\" d=\"M{} {}h{}v{}h-{}z\" fill=\"none\" stroke=\"#e8175d\" "
-             "stroke-width=\"{}\"><title>best A layer for B layer {}: A layer {} (combined CKA {}, "
-             "margin {})</title></path>",
+    add(out,
+        "<path class=\"best\" d=\"M{} {}h{}v{}h-{}z\" fill=\"none\" stroke=\"#e8175d\" "
+        "stroke-width=\"{}\"><title>best A layer for B layer {}: A layer {} (combined CKA {}, "
+        "margin {})</title></path>",
         x + 1, y + 1, cell - 2, cell - 2, cell - 2, cell >= 12 ? 2 : 1, m.b_layer, m.best_a_layer,
         num(m.best), signed_num(m.margin));
   }
@@ -372,16 +410,18 @@ std::string heatmap_svg(const std::string& id, const std::string& title, const W
 // ---- sections ---------------------------------------------------------------------------------
 
 void models_section(std::string& out, const TraceReport& r) {
-  out += "<h2 class=\"first\" id=\"models\">Models</h2>\n<div class=\"wide\"><table>"
-         "<thead><tr><th>model</th><th>format</th><th>architecture</th><th class=\"n\">layers</th>"
-         "<th class=\"n\">hidden</th><th class=\"n\">MLP width</th><th class=\"n\">vocabulary</th>"
-         "<th class=\"n\">heads (KV)</th><th class=\"n\">experts</th><th class=\"n\">parameters</th>"
-         "<th>tokenizer</th><th>weights</th></tr></thead><tbody>\n";
+  out +=
+      "<h2 class=\"first\" id=\"models\">Models</h2>\n<div class=\"wide\"><table>"
+      "<thead><tr><th>model</th><th>format</th><th>architecture</th><th class=\"n\">layers</th>"
+      "<th class=\"n\">hidden</th><th class=\"n\">MLP width</th><th class=\"n\">vocabulary</th>"
+      "<th class=\"n\">heads (KV)</th><th class=\"n\">experts</th><th class=\"n\">parameters</th>"
+      "<th>tokenizer</th><th>weights</th></tr></thead><tbody>\n";
   for (const auto& m : r.models) {
-    add(out, "<tr><td><strong>{}</strong><br><span class=\"mono meta\">{}</span></td><td>{}</td>"
-             "<td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>"
-             "<td class=\"n\">{}</td><td class=\"n\">{} ({})</td><td class=\"n\">{}</td>"
-             "<td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>\n",
+    add(out,
+        "<tr><td><strong>{}</strong><br><span class=\"mono meta\">{}</span></td><td>{}</td>"
+        "<td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>"
+        "<td class=\"n\">{}</td><td class=\"n\">{} ({})</td><td class=\"n\">{}</td>"
+        "<td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>\n",
         esc(m.name), esc(m.source), esc(m.format), esc(m.arch.architecture), count(m.arch.layers),
         count(m.arch.hidden), count(m.arch.ffn), count(m.arch.vocab), count(m.arch.heads),
         count(m.arch.kv_heads), count(m.arch.experts),
@@ -402,16 +442,19 @@ void models_section(std::string& out, const TraceReport& r) {
 }
 
 void ranking_section(std::string& out, const TraceReport& r) {
-  add(out, "<h2 id=\"ranking\">Ranking of the references</h2>\n<p>The candidate <strong>{}"
-           "</strong> against {} reference fingerprints, strongest evidence of derivation first. "
-           "p-values are corrected for {} comparisons (Bonferroni).</p>\n",
+  add(out,
+      "<h2 id=\"ranking\">Ranking of the references</h2>\n<p>The candidate <strong>{}"
+      "</strong> against {} reference fingerprints, strongest evidence of derivation first. "
+      "p-values are corrected for {} comparisons (Bonferroni).</p>\n",
       esc(model_name(r, 0)), r.models.empty() ? 0 : r.models.size() - 1, count(r.comparisons));
-  out += "<table class=\"ranking\"><thead><tr><th class=\"n\">rank</th><th>reference</th>"
-         "<th>verdict</th><th class=\"n\">p</th><th>decided by</th></tr></thead><tbody>\n";
+  out +=
+      "<table class=\"ranking\"><thead><tr><th class=\"n\">rank</th><th>reference</th>"
+      "<th>verdict</th><th class=\"n\">p</th><th>decided by</th></tr></thead><tbody>\n";
   for (size_t k = 0; k < r.pairs.size(); ++k) {
     const auto& p = r.pairs[k];
-    add(out, "<tr><td class=\"n\">{}</td><td><a href=\"#pair-{}\">{}</a></td><td>{}</td>"
-             "<td class=\"n\">{}</td><td>{}</td></tr>\n",
+    add(out,
+        "<tr><td class=\"n\">{}</td><td><a href=\"#pair-{}\">{}</a></td><td>{}</td>"
+        "<td class=\"n\">{}</td><td>{}</td></tr>\n",
         k + 1, k, esc(model_name(r, p.a)), badge(p.verdict.relation),
         p_from_log10(p.verdict.log10_p), esc(p.verdict.decided_by));
   }
@@ -421,12 +464,13 @@ void ranking_section(std::string& out, const TraceReport& r) {
 void verdict_part(std::string& out, const PairResult& p, const std::string& a,
                   const std::string& b) {
   const auto& v = p.verdict;
-  add(out, "<div class=\"banner {}\"><div class=\"rel\">{}</div><p class=\"head\">{}</p>"
-           "<p class=\"summary\">{}</p><p class=\"meta\">decided by {}; p = {} (the chance of "
-           "evidence this strong if {} had been trained independently of {})</p></div>\n",
+  add(out,
+      "<div class=\"banner {}\"><div class=\"rel\">{}</div><p class=\"head\">{}</p>"
+      "<p class=\"summary\">{}</p><p class=\"meta\">decided by {}; p = {} (the chance of "
+      "evidence this strong if {} had been trained independently of {})</p></div>\n",
       relation_class(v.relation), esc(relation_name(v.relation)), headline(v.relation, a, b),
-      esc(v.summary), v.decided_by.empty() ? "n/a" : esc(v.decided_by),
-      p_from_log10(v.log10_p), b, a);
+      esc(v.summary), v.decided_by.empty() ? "n/a" : esc(v.decided_by), p_from_log10(v.log10_p), b,
+      a);
   if (!v.reasons.empty()) {
     out += "<h3>Because</h3><ul class=\"reasons\">";
     for (const auto& reason : v.reasons) add(out, "<li>{}</li>", esc(reason));
@@ -443,16 +487,18 @@ void verdict_part(std::string& out, const PairResult& p, const std::string& a,
     if (std::find(missing.begin(), missing.end(), m) == missing.end()) missing.push_back(m);
   }
   if (!missing.empty()) {
-    out += "<div class=\"missing\"><strong>Missing evidence.</strong> Missing evidence never "
-           "yields a confident verdict.<ul>";
+    out +=
+        "<div class=\"missing\"><strong>Missing evidence.</strong> Missing evidence never "
+        "yields a confident verdict.<ul>";
     for (const auto& m : missing) {
       add(out, "<li><span class=\"nc-label\">not computed:</span> {}</li>", esc(m));
     }
     out += "</ul></div>\n";
   }
   if (!v.modules.empty()) {
-    out += "<h3>Per module</h3><div class=\"wide\"><table class=\"modules\"><thead><tr>"
-           "<th>module</th><th>relation</th><th>evidence</th></tr></thead><tbody>\n";
+    out +=
+        "<h3>Per module</h3><div class=\"wide\"><table class=\"modules\"><thead><tr>"
+        "<th>module</th><th>relation</th><th>evidence</th></tr></thead><tbody>\n";
     for (const auto& m : v.modules) {
       add(out, "<tr><td>{}</td><td>{}</td><td>{}</td></tr>\n", esc(m.module), badge(m.relation),
           esc(m.evidence));
@@ -473,26 +519,31 @@ void tokenizer_part(std::string& out, const TokenizerComparison& c) {
   out += "<table class=\"tokenizer\"><tbody>\n";
   add(out, "<tr><th>size</th><td>A: {} tokens, {} merges; B: {} tokens, {} merges</td></tr>\n",
       count(c.a.tokens), count(c.a.merges), count(c.b.tokens), count(c.b.merges));
-  add(out, "<tr><th>shared tokens</th><td>{} ({} of A, {} of B); {} beyond the byte alphabet and "
-           "added tokens</td></tr>\n",
+  add(out,
+      "<tr><th>shared tokens</th><td>{} ({} of A, {} of B); {} beyond the byte alphabet and "
+      "added tokens</td></tr>\n",
       count(c.shared_tokens), percent(c.overlap_a), percent(c.overlap_b), count(c.shared_ordinary));
-  add(out, "<tr><th>identical ids</th><td>{} of the {} shared ordinary tokens keep their id ({})"
-           "</td></tr>\n",
+  add(out,
+      "<tr><th>identical ids</th><td>{} of the {} shared ordinary tokens keep their id ({})"
+      "</td></tr>\n",
       count(c.identical_ids), count(c.shared_ordinary),
       c.identical_id_fraction.value ? percent(*c.identical_id_fraction.value) : "n/a");
-  add(out, "<tr><th>extension</th><td>{} tokens of A at the same id in B ({} of A's ordinary "
-           "tokens); {} tokens of B at the same id in A ({} of B's ordinary tokens); {} only in A, "
-           "{} only in B</td></tr>\n",
+  add(out,
+      "<tr><th>extension</th><td>{} tokens of A at the same id in B ({} of A's ordinary "
+      "tokens); {} tokens of B at the same id in A ({} of B's ordinary tokens); {} only in A, "
+      "{} only in B</td></tr>\n",
       count(c.kept_ids_a_in_b), count(c.kept_ordinary_a_in_b), count(c.kept_ids_b_in_a),
       count(c.kept_ordinary_b_in_a), count(c.tokens_only_in_a), count(c.tokens_only_in_b));
-  add(out, "<tr><th>merges</th><td>{} shared ({} of A, {} of B); common leading merges {}</td>"
-           "</tr>\n",
+  add(out,
+      "<tr><th>merges</th><td>{} shared ({} of A, {} of B); common leading merges {}</td>"
+      "</tr>\n",
       count(c.shared_merges), percent(c.merges_shared_a), percent(c.merges_shared_b),
       count(c.common_merge_prefix));
-  out += "</tbody></table>\n<p class=\"note\">Vocabulary overlap alone misleads (a small "
-         "vocabulary is mostly contained in any large one); what survives derivation is the "
-         "token order and identical ids. Sharing a tokenizer is common and is not by itself "
-         "evidence that the weights were derived.</p>\n";
+  out +=
+      "</tbody></table>\n<p class=\"note\">Vocabulary overlap alone misleads (a small "
+      "vocabulary is mostly contained in any large one); what survives derivation is the "
+      "token order and identical ids. Sharing a tokenizer is common and is not by itself "
+      "evidence that the weights were derived.</p>\n";
 }
 
 void weights_part(std::string& out, const WeightEvidence& w, const std::string& id,
@@ -501,50 +552,57 @@ void weights_part(std::string& out, const WeightEvidence& w, const std::string& 
   add(out, "<p>Probe tokens: {} shared ({} for {}, {} for {}).</p>\n", count(w.shared_probes),
       count(w.probes_a), a, count(w.probes_b), b);
   if (!w.computable || w.a_layers.empty() || w.b_layers.empty()) {
-    out += "<p><span class=\"nc-label\">not computed:</span> the layer map and the neuron tests "
-           "need probe responses on both sides (see the missing evidence above).</p>\n";
+    out +=
+        "<p><span class=\"nc-label\">not computed:</span> the layer map and the neuron tests "
+        "need probe responses on both sides (see the missing evidence above).</p>\n";
   } else {
-    add(out, "<p class=\"note\">How similar each layer of {} (rows, down) is to each layer of {} "
-             "(columns, across): unbiased linear CKA of the layers' responses to the probe "
-             "tokens, from 0 (unrelated) to 1 (the same). The outlined cell in each column is "
-             "that B layer's best A layer on the combined map. The map is descriptive: "
-             "independently trained models can be similar too. Hover over a cell for its "
-             "value.</p>\n",
+    add(out,
+        "<p class=\"note\">How similar each layer of {} (rows, down) is to each layer of {} "
+        "(columns, across): unbiased linear CKA of the layers' responses to the probe "
+        "tokens, from 0 (unrelated) to 1 (the same). The outlined cell in each column is "
+        "that B layer's best A layer on the combined map. The map is descriptive: "
+        "independently trained models can be similar too. Hover over a cell for its "
+        "value.</p>\n",
         a, b);
     out += heat_legend();
     out += "<div class=\"maps\">\n";
-    const std::array<std::pair<const char*, const std::vector<double>*>, 3> maps = {{
-        {"attention (queries and keys)", &w.attention_map},
-        {"MLP (gates and ups)", &w.mlp_map},
-        {"combined", &w.combined_map}}};
+    const std::array<std::pair<const char*, const std::vector<double>*>, 3> maps = {
+        {{"attention (queries and keys)", &w.attention_map},
+         {"MLP (gates and ups)", &w.mlp_map},
+         {"combined", &w.combined_map}}};
     const std::array<const char*, 3> keys = {"attention", "mlp", "combined"};
     for (size_t k = 0; k < maps.size(); ++k) {
-      add(out, "<figure>{}<figcaption><strong>{}</strong>: rows are layers of {}, columns layers "
-               "of {}.</figcaption></figure>\n",
+      add(out,
+          "<figure>{}<figcaption><strong>{}</strong>: rows are layers of {}, columns layers "
+          "of {}.</figcaption></figure>\n",
           heatmap_svg(fmt::format("{}-{}", id, keys[k]), maps[k].first, w, *maps[k].second),
           maps[k].first, a, b);
     }
     const bool awm = !w.awm_map.empty() && w.awm_aligned_dims > 0;
     if (awm) {
-      add(out, "<figure>{}<figcaption><strong>AWM (weights)</strong>: CKA of the attention Q and K "
-               "weights of {} (rows) and {} (columns) after aligning their hidden dimensions "
-               "through the shared tokens' embeddings (Zeng et al., ICLR 2026); {} dimensions "
-               "aligned, mean |r| {} (1 would be a permuted copy).</figcaption></figure>\n",
+      add(out,
+          "<figure>{}<figcaption><strong>AWM (weights)</strong>: CKA of the attention Q and K "
+          "weights of {} (rows) and {} (columns) after aligning their hidden dimensions "
+          "through the shared tokens' embeddings (Zeng et al., ICLR 2026); {} dimensions "
+          "aligned, mean |r| {} (1 would be a permuted copy).</figcaption></figure>\n",
           heatmap_svg(fmt::format("{}-awm", id), "AWM (weights)", w, w.awm_map), a, b,
           count(w.awm_aligned_dims), num(w.awm_alignment));
     }
     out += "</div>\n";
     if (!awm) {
-      out += "<p class=\"note\"><span class=\"nc-label\">not computed:</span> the AWM weight map "
-             "(hidden dimensions aligned through the shared tokens' embeddings).</p>\n";
+      out +=
+          "<p class=\"note\"><span class=\"nc-label\">not computed:</span> the AWM weight map "
+          "(hidden dimensions aligned through the shared tokens' embeddings).</p>\n";
     }
     if (!w.layer_matches.empty()) {
-      out += "<div class=\"wide\"><table class=\"matches\"><thead><tr><th class=\"n\">B layer</th>"
-             "<th class=\"n\">best A layer</th><th class=\"n\">CKA</th><th class=\"n\">margin over "
-             "the next</th></tr></thead><tbody>\n";
+      out +=
+          "<div class=\"wide\"><table class=\"matches\"><thead><tr><th class=\"n\">B layer</th>"
+          "<th class=\"n\">best A layer</th><th class=\"n\">CKA</th><th class=\"n\">margin over "
+          "the next</th></tr></thead><tbody>\n";
       for (const auto& m : w.layer_matches) {
-        add(out, "<tr><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>"
-                 "<td class=\"n\">{}</td></tr>\n",
+        add(out,
+            "<tr><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>"
+            "<td class=\"n\">{}</td></tr>\n",
             m.b_layer, m.best_a_layer, num(m.best), signed_num(m.margin));
       }
       out += "</tbody></table></div>\n";
@@ -552,54 +610,63 @@ void weights_part(std::string& out, const WeightEvidence& w, const std::string& 
   }
 
   out += "<h3>Neuron-order tests</h3>\n";
-  add(out, "<p class=\"note\">Each MLP neuron of a layer of {} is matched to a neuron of a layer "
-           "of {} by its responses. If {} was trained from its own random start, the order of its "
-           "neurons is arbitrary, so the matched neurons keep the same order (rho near 1, a tiny "
-           "p) only when one model's weights come from the other's. The gate/up test finds the "
-           "matching twice and checks that both agree; it survives a reshuffling of the neurons "
-           "and is judged at a stricter level.</p>\n",
+  add(out,
+      "<p class=\"note\">Each MLP neuron of a layer of {} is matched to a neuron of a layer "
+      "of {} by its responses. If {} was trained from its own random start, the order of its "
+      "neurons is arbitrary, so the matched neurons keep the same order (rho near 1, a tiny "
+      "p) only when one model's weights come from the other's. The gate/up test finds the "
+      "matching twice and checks that both agree; it survives a reshuffling of the neurons "
+      "and is judged at a stricter level.</p>\n",
       a, b, a);
   if (w.neuron_tests.empty()) {
     out += "<p><span class=\"nc-label\">not computed:</span> no layer pair was tested.</p>\n";
   } else {
-    out += "<div class=\"wide\"><table class=\"neurons\"><thead><tr><th class=\"n\">A layer</th>"
-           "<th class=\"n\">B layer</th><th>expert</th><th class=\"n\">matched</th>"
-           "<th class=\"n\">rho (order)</th><th class=\"n\">p (order)</th>"
-           "<th class=\"n\">rho (gate/up)</th><th class=\"n\">p (gate/up)</th>"
-           "<th class=\"n\">mean matched r</th></tr></thead><tbody>\n";
+    out +=
+        "<div class=\"wide\"><table class=\"neurons\"><thead><tr><th class=\"n\">A layer</th>"
+        "<th class=\"n\">B layer</th><th>expert</th><th class=\"n\">matched</th>"
+        "<th class=\"n\">rho (order)</th><th class=\"n\">p (order)</th>"
+        "<th class=\"n\">rho (gate/up)</th><th class=\"n\">p (gate/up)</th>"
+        "<th class=\"n\">mean matched r</th></tr></thead><tbody>\n";
     for (const auto& t : w.neuron_tests) {
-      const std::string expert =
-          t.a_expert >= 0 || t.b_expert >= 0 ? fmt::format("{} &#8594; {}", t.a_expert, t.b_expert)
-                                             : std::string("dense");
-      add(out, "<tr><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}"
-               "</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>"
-               "<td class=\"n\">{}</td><td class=\"n\">{}</td></tr>\n",
+      const std::string expert = t.a_expert >= 0 || t.b_expert >= 0
+                                     ? fmt::format("{} &#8594; {}", t.a_expert, t.b_expert)
+                                     : std::string("dense");
+      add(out,
+          "<tr><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}"
+          "</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>"
+          "<td class=\"n\">{}</td><td class=\"n\">{}</td></tr>\n",
           t.a_layer, t.b_layer, expert, count(t.matched), num(t.rho_identity),
           p_from_ln(t.log_p_identity), num(t.rho_gate_up), p_from_ln(t.log_p_gate_up),
           num(t.mean_matched_correlation));
     }
     out += "</tbody></table></div>\n";
   }
-  add(out, "<p class=\"combined\">Combined over {} tests (Fisher's method): neuron order p = {}; "
-           "gate/up agreement p = {} (approximate).</p>\n",
+  add(out,
+      "<p class=\"combined\">Combined over {} tests (Fisher's method): neuron order p = {}; "
+      "gate/up agreement p = {} (approximate).</p>\n",
       count(w.tests_combined), p_from_ln(w.log_p_identity), p_from_ln(w.log_p_gate_up));
 
   out += "<h3>Copied matrices</h3>\n";
-  add(out, "<p>Of {} matrices of {}: <strong>{}</strong> identical (the same bytes), "
-           "<strong>{}</strong> near-identical (equal up to rounding, e.g. a dtype change), "
-           "<strong>{}</strong> similar (strongly aligned with a matrix of {}: a modified "
-           "copy).</p>\n",
-      count(w.b_matrices), b, count(w.b_identical), count(w.b_near_identical),
-      count(w.b_similar), a);
+  add(out,
+      "<p>Of {} matrices of {}: <strong>{}</strong> identical (the same bytes), "
+      "<strong>{}</strong> near-identical (equal up to rounding, e.g. a dtype change), "
+      "<strong>{}</strong> similar (strongly aligned with a matrix of {}: a modified "
+      "copy).</p>\n",
+      count(w.b_matrices), b, count(w.b_identical), count(w.b_near_identical), count(w.b_similar),
+      a);
   if (!w.copies.empty()) {
-    out += "<div class=\"wide\"><table class=\"copies\"><thead><tr><th>tensor of B</th>"
-           "<th>tensor of A</th><th>kind</th><th class=\"n\">relative distance</th>"
-           "<th class=\"n\">cosine</th></tr></thead><tbody>\n";
+    out +=
+        "<div class=\"wide\"><table class=\"copies\"><thead><tr><th>tensor of B</th>"
+        "<th>tensor of A</th><th>kind</th><th class=\"n\">relative distance</th>"
+        "<th class=\"n\">cosine</th></tr></thead><tbody>\n";
     for (size_t k = 0; k < w.copies.size() && k < kMaxCopiesShown; ++k) {
       const auto& c = w.copies[k];
-      const char* kind = c.identical ? "identical" : c.near_identical ? "near-identical" : "similar";
-      add(out, "<tr><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td>{}</td>"
-               "<td class=\"n\">{}</td><td class=\"n\">{}</td></tr>\n",
+      const char* kind = c.identical        ? "identical"
+                         : c.near_identical ? "near-identical"
+                                            : "similar";
+      add(out,
+          "<tr><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td>{}</td>"
+          "<td class=\"n\">{}</td><td class=\"n\">{}</td></tr>\n",
           esc(c.b_name), esc(c.a_name), kind, num(c.relative_distance), num(c.cosine));
     }
     out += "</tbody></table></div>\n";
@@ -610,13 +677,14 @@ void weights_part(std::string& out, const WeightEvidence& w, const std::string& 
   }
 
   out += "<h3>Norm gains <span class=\"low\">LOW EVIDENCE</span></h3>\n";
-  out += "<p class=\"note\">Raw cosine similarity of RMSNorm gain vectors is <strong>not "
-         "evidence</strong>: the gains start at 1.0 and stay near it, so the raw cosine of any two "
-         "models — even unrelated ones, even two layers of one model — is close to 1. In January "
-         "2026 an accusation that Solar Open was derived from GLM-4.5-Air rested on a raw cosine "
-         "of about 0.99; the centred statistic (Pearson) was about 0.01, the same as for "
-         "unrelated models, and the accusation was withdrawn. Only the Pearson values below carry "
-         "any information, and norm gains are a tiny fraction of a model's parameters.</p>\n";
+  out +=
+      "<p class=\"note\">Raw cosine similarity of RMSNorm gain vectors is <strong>not "
+      "evidence</strong>: the gains start at 1.0 and stay near it, so the raw cosine of any two "
+      "models — even unrelated ones, even two layers of one model — is close to 1. In January "
+      "2026 an accusation that Solar Open was derived from GLM-4.5-Air rested on a raw cosine "
+      "of about 0.99; the centred statistic (Pearson) was about 0.01, the same as for "
+      "unrelated models, and the accusation was withdrawn. Only the Pearson values below carry "
+      "any information, and norm gains are a tiny fraction of a model's parameters.</p>\n";
   if (w.norms.empty()) {
     out += "<p><span class=\"nc-label\">not computed:</span> no norm gains to compare.</p>\n";
     return;
@@ -625,17 +693,20 @@ void weights_part(std::string& out, const WeightEvidence& w, const std::string& 
   for (const auto& n : w.norms) pearson += n.pearson, cosine += n.raw_cosine;
   pearson /= static_cast<double>(w.norms.size());
   cosine /= static_cast<double>(w.norms.size());
-  add(out, "<p>Mean over {} matched norms: Pearson <strong>{}</strong> (between layers of {} "
-           "itself: {}); raw cosine {} (between layers of {} itself: {}).</p>\n",
+  add(out,
+      "<p>Mean over {} matched norms: Pearson <strong>{}</strong> (between layers of {} "
+      "itself: {}); raw cosine {} (between layers of {} itself: {}).</p>\n",
       count(static_cast<int64_t>(w.norms.size())), num(pearson), a, num(w.norm_pearson_within_a),
       num(cosine), a, num(w.norm_raw_cosine_within_a));
-  out += "<div class=\"wide\"><table class=\"norms\"><thead><tr><th class=\"n\">A layer</th>"
-         "<th class=\"n\">B layer</th><th>norm</th><th class=\"n\">Pearson</th>"
-         "<th class=\"n\">raw cosine (not evidence)</th></tr></thead><tbody>\n";
+  out +=
+      "<div class=\"wide\"><table class=\"norms\"><thead><tr><th class=\"n\">A layer</th>"
+      "<th class=\"n\">B layer</th><th>norm</th><th class=\"n\">Pearson</th>"
+      "<th class=\"n\">raw cosine (not evidence)</th></tr></thead><tbody>\n";
   const auto layer = [](int32_t l) { return l < 0 ? std::string("final") : std::to_string(l); };
   for (const auto& n : w.norms) {
-    add(out, "<tr><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td>"
-             "<td class=\"n\">{}</td></tr>\n",
+    add(out,
+        "<tr><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}</td>"
+        "<td class=\"n\">{}</td></tr>\n",
         layer(n.a_layer), layer(n.b_layer), esc(n.role), num(n.pearson), num(n.raw_cosine));
   }
   out += "</tbody></table></div>\n";
@@ -658,15 +729,17 @@ std::string report_html(const TraceReport& r) {
 
   std::string out;
   out.reserve(64 * 1024);
-  out += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n";
+  out +=
+      "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n";
   add(out, "<title>{}</title>\n<style>{}</style>\n</head>\n<body>\n<main>\n", esc(title), kStyle);
   out += "<header>\n<h1>Was it trained from scratch?</h1>\n";
   if (library) {
-    add(out, "<p class=\"lede\">The candidate model <strong>{}</strong> was compared with {} "
-             "reference models, to find out whether its weights were derived from any of them "
-             "(fine-tuned, further trained, up-scaled, pruned or copied) rather than trained from "
-             "scratch.</p>\n",
+    add(out,
+        "<p class=\"lede\">The candidate model <strong>{}</strong> was compared with {} "
+        "reference models, to find out whether its weights were derived from any of them "
+        "(fine-tuned, further trained, up-scaled, pruned or copied) rather than trained from "
+        "scratch.</p>\n",
         esc(model_name(r, 0)), r.models.empty() ? 0 : r.models.size() - 1);
   } else {
     std::string names;
@@ -674,10 +747,11 @@ std::string report_html(const TraceReport& r) {
       if (i > 0) names += i + 1 == r.models.size() ? " and " : ", ";
       names += "<strong>" + esc(r.models[i].name) + "</strong>";
     }
-    add(out, "<p class=\"lede\">The models {} were compared pair by pair, to find out whether one "
-             "model's weights were derived from the other's (fine-tuned, further trained, "
-             "up-scaled, pruned or copied) rather than trained from scratch. In each pair, B is "
-             "judged against A.</p>\n",
+    add(out,
+        "<p class=\"lede\">The models {} were compared pair by pair, to find out whether one "
+        "model's weights were derived from the other's (fine-tuned, further trained, "
+        "up-scaled, pruned or copied) rather than trained from scratch. In each pair, B is "
+        "judged against A.</p>\n",
         names);
   }
   add(out, "<p class=\"meta\">referee {} (git {}) &#183; {} pair{} judged{}</p>\n</header>\n",
@@ -685,16 +759,17 @@ std::string report_html(const TraceReport& r) {
       r.comparisons > 1
           ? fmt::format(" &#183; p-values corrected for {} comparisons", count(r.comparisons))
           : std::string());
-  out += "<p class=\"note\"><strong>How to read this page.</strong> A verdict is "
-         "<em>derived</em>, <em>up-scaled</em> or <em>pruned</em> when B's weights come from A's, "
-         "<em>partially borrowed</em> when some modules or layers come from A, "
-         "<em>independent</em> when the tests find no shared weights, and <em>inconclusive</em> "
-         "when evidence is missing or in between. A p-value is the chance of seeing evidence this "
-         "strong if the two models had been trained independently: tiny values (such as 1e-12) "
-         "mean derivation.</p>\n";
+  out +=
+      "<p class=\"note\"><strong>How to read this page.</strong> A verdict is "
+      "<em>derived</em>, <em>up-scaled</em> or <em>pruned</em> when B's weights come from A's, "
+      "<em>partially borrowed</em> when some modules or layers come from A, "
+      "<em>independent</em> when the tests find no shared weights, and <em>inconclusive</em> "
+      "when evidence is missing or in between. A p-value is the chance of seeing evidence this "
+      "strong if the two models had been trained independently: tiny values (such as 1e-12) "
+      "mean derivation.</p>\n";
 
   models_section(out, r);
-
+  if (library) ranking_section(out, r);
 
   for (size_t k = 0; k < r.pairs.size(); ++k) {
     const auto& p = r.pairs[k];
@@ -707,9 +782,10 @@ std::string report_html(const TraceReport& r) {
     out += "</section>\n";
   }
 
-  add(out, "<footer>Made by referee {} (git {}). Self-contained: no scripts, no network "
-           "resources. The JSON report (referee.trace/1) holds every number on this page.</footer>\n"
-           "</main>\n</body>\n</html>\n",
+  add(out,
+      "<footer>Made by referee {} (git {}). Self-contained: no scripts, no network "
+      "resources. The JSON report (referee.trace/1) holds every number on this page.</footer>\n"
+      "</main>\n</body>\n</html>\n",
       esc(kVersion), esc(kGitHash));
   return out;
 }

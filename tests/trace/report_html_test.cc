@@ -102,7 +102,8 @@ TraceReport pairs_report() {
   w.attention_map = {0.91, 0.12, kNaN, 0.05, 0.88, 0.40};
   w.mlp_map = {0.95, -0.2, kNaN, 0.1, 0.97, 0.61};
   w.combined_map = {0.93, 0.04, 0.2, 0.08, 0.925, 0.505};
-  for (const auto& [b_layer, a_layer, best] : {std::tuple{0, 0, 0.93}, {1, 1, 0.925}, {2, 1, 0.505}}) {
+  for (const auto& [b_layer, a_layer, best] :
+       {std::tuple{0, 0, 0.93}, {1, 1, 0.925}, {2, 1, 0.505}}) {
     LayerMatch m;
     m.b_layer = b_layer, m.best_a_layer = a_layer, m.best = best, m.margin = 0.3;
     w.layer_matches.push_back(m);
@@ -186,7 +187,8 @@ TEST(ReportHtml, ControlCharactersAndInvalidUtf8AreReplaced) {
   const std::string html = report_html(r);
   EXPECT_EQ(html.find('\x01'), std::string::npos);
   EXPECT_EQ(html.find('\xff'), std::string::npos);
-  EXPECT_NE(html.find("bad\xEF\xBF\xBDname\xEF\xBF\xBD\xEF\xBF\xBD(caf\xc3\xa9"), std::string::npos);
+  EXPECT_NE(html.find("bad\xEF\xBF\xBDname\xEF\xBF\xBD\xEF\xBF\xBD(caf\xc3\xa9"),
+            std::string::npos);
 }
 
 TEST(ReportHtml, NeedsNoNetworkAndNoScript) {
@@ -197,7 +199,8 @@ TEST(ReportHtml, NeedsNoNetworkAndNoScript) {
   EXPECT_EQ(html.find("@import"), std::string::npos);
   EXPECT_EQ(html.find("@font-face"), std::string::npos);
   // Links only point within the page.
-  for (size_t at = html.find("href=\""); at != std::string::npos; at = html.find("href=\"", at + 1)) {
+  for (size_t at = html.find("href=\""); at != std::string::npos;
+       at = html.find("href=\"", at + 1)) {
     EXPECT_EQ(html[at + 6], '#') << html.substr(at, 40);
   }
   // url(...) in CSS and SVG only names a fragment of the page.
@@ -295,8 +298,7 @@ TEST(ReportHtml, NeuronTestsWithPValuesFromNaturalLogs) {
   EXPECT_NE(neurons.find("<td>3 &#8594; 5</td>"), std::string::npos);
   EXPECT_NE(neurons.find("<td>dense</td>"), std::string::npos);
   // A NaN rho prints as n/a; a p of 2.5e-7 keeps its mantissa.
-  EXPECT_NE(neurons.find("<td class=\"n\">n/a</td><td class=\"n\">2.5e-7</td>"),
-            std::string::npos);
+  EXPECT_NE(neurons.find("<td class=\"n\">n/a</td><td class=\"n\">2.5e-7</td>"), std::string::npos);
   EXPECT_NE(html.find("neuron order p = 1e-30"), std::string::npos);
   EXPECT_NE(html.find("gate/up agreement p = 1e-15"), std::string::npos);
 }
@@ -395,21 +397,3 @@ TEST(ReportHtml, LibraryModeRanksTheReferences) {
 
 }  // namespace
 }  // namespace referee::trace
-namespace referee::trace {
-TEST(TmpDump, Big) {
-  TraceReport r;
-  r.mode = "pairs";
-  ModelSummary m; m.name = "a"; r.models = {m, m};
-  PairResult p; p.a = 0; p.b = 1;
-  auto& w = p.weights; w.computable = true;
-  for (int i = 0; i < 40; ++i) w.a_layers.push_back(i);
-  for (int i = 0; i < 80; ++i) w.b_layers.push_back(i);
-  for (int i = 0; i < 40; ++i) for (int j = 0; j < 80; ++j) {
-    double v = std::exp(-std::abs(i - j / 2) / 3.0);
-    w.attention_map.push_back(i == 5 ? NAN : v); w.mlp_map.push_back(v); w.combined_map.push_back(v);
-  }
-  for (int j = 0; j < 80; ++j) { LayerMatch lm; lm.b_layer = j; lm.best_a_layer = j / 2; lm.best = 1; w.layer_matches.push_back(lm); }
-  r.pairs = {p};
-  FILE* f = fopen("/tmp/htmlout/big.html", "w"); auto s = report_html(r); fwrite(s.data(), 1, s.size(), f); fclose(f);
-}
-}
