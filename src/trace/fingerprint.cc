@@ -117,6 +117,13 @@ ArchitectureSummary summarize(const io::Model& model) {
   return a;
 }
 
+// The member `key` of a JSON object read from a file, or an error naming the file and the key.
+const json::Value& member(const json::Value& object, const char* key, const std::string& where) {
+  const json::Value* v = object.is_object() ? json::find(object, key) : nullptr;
+  if (!v) throw Error::corrupt(where, fmt::format("malformed: fingerprint field '{}' is missing", key));
+  return *v;
+}
+
 // --- serialisation of the tokenizer (what tokenizer evidence reads) -------------------------
 
 ordered_json tokenizer_to_json(const io::Tokenizer& t) {
@@ -144,14 +151,14 @@ io::Tokenizer tokenizer_from_json(const json::Value& j, const std::string& where
   json::as_object(j, where, "tokenizer");
   io::Tokenizer t;
   t.source = "fingerprint";
-  t.model_type = json::as_string(j.at("model_type"), where, "tokenizer.model_type");
-  t.byte_level = json::as_bool(j.at("byte_level"), where, "tokenizer.byte_level");
-  t.byte_fallback = json::as_bool(j.at("byte_fallback"), where, "tokenizer.byte_fallback");
-  t.normalizer = json::as_string(j.at("normalizer"), where, "tokenizer.normalizer");
-  t.pre_tokenizer = json::as_string(j.at("pre_tokenizer"), where, "tokenizer.pre_tokenizer");
+  t.model_type = json::as_string(member(j, "model_type", where), where, "tokenizer.model_type");
+  t.byte_level = json::as_bool(member(j, "byte_level", where), where, "tokenizer.byte_level");
+  t.byte_fallback = json::as_bool(member(j, "byte_fallback", where), where, "tokenizer.byte_fallback");
+  t.normalizer = json::as_string(member(j, "normalizer", where), where, "tokenizer.normalizer");
+  t.pre_tokenizer = json::as_string(member(j, "pre_tokenizer", where), where, "tokenizer.pre_tokenizer");
   std::set<int64_t> ids;
   std::unordered_set<std::string> tokens;
-  for (const auto& e : json::as_array(j.at("vocab"), where, "tokenizer.vocab")) {
+  for (const auto& e : json::as_array(member(j, "vocab", where), where, "tokenizer.vocab")) {
     if (!e.is_array() || e.size() != 2) throw Error::corrupt(where, "malformed: tokenizer.vocab entries must be [token, id]");
     io::VocabEntry v{json::as_string(e[0], where, "tokenizer.vocab token"),
                      json::as_int64(e[1], where, "tokenizer.vocab id")};
@@ -162,17 +169,17 @@ io::Tokenizer tokenizer_from_json(const json::Value& j, const std::string& where
     t.vocab.push_back(std::move(v));
   }
   std::sort(t.vocab.begin(), t.vocab.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
-  for (const auto& m : json::as_array(j.at("merges"), where, "tokenizer.merges")) {
+  for (const auto& m : json::as_array(member(j, "merges", where), where, "tokenizer.merges")) {
     if (!m.is_array() || m.size() != 2) throw Error::corrupt(where, "malformed: tokenizer.merges entries must be [left, right]");
     t.merges.emplace_back(json::as_string(m[0], where, "merge"), json::as_string(m[1], where, "merge"));
   }
-  for (const auto& a : json::as_array(j.at("added_tokens"), where, "tokenizer.added_tokens")) {
+  for (const auto& a : json::as_array(member(j, "added_tokens", where), where, "tokenizer.added_tokens")) {
     json::as_object(a, where, "tokenizer.added_tokens[]");
     io::AddedToken at;
-    at.id = json::as_int64(a.at("id"), where, "added token id");
+    at.id = json::as_int64(member(a, "id", where), where, "added token id");
     if (at.id < 0 || at.id > io::kMaxTokenId) throw Error::corrupt(where, "malformed: added token id out of range");
-    at.content = json::as_string(a.at("content"), where, "added token content");
-    at.special = json::as_bool(a.at("special"), where, "added token special");
+    at.content = json::as_string(member(a, "content", where), where, "added token content");
+    at.special = json::as_bool(member(a, "special", where), where, "added token special");
     t.added_tokens.push_back(std::move(at));
   }
   return t;
@@ -576,19 +583,19 @@ Fingerprint parse_fingerprint(std::span<const uint8_t> bytes, const std::string&
   for (const auto& t : json::as_array(need("tensors"), where, "tensors")) {
     json::as_object(t, where, "tensors[]");
     TensorDigest d;
-    d.name = json::as_string(t.at("name"), where, "tensors[].name");
-    d.dtype = json::as_string(t.at("dtype"), where, "tensors[].dtype");
-    for (const auto& s : json::as_array(t.at("shape"), where, "tensors[].shape")) {
+    d.name = json::as_string(member(t, "name", where), where, "tensors[].name");
+    d.dtype = json::as_string(member(t, "dtype", where), where, "tensors[].dtype");
+    for (const auto& s : json::as_array(member(t, "shape", where), where, "tensors[].shape")) {
       d.shape.push_back(bounded(s, where, "tensors[].shape[]", 0, int64_t{1} << 50));
     }
     d.role = io::classify_tensor(d.name);
-    const std::string& hex = json::as_string(t.at("xxh3"), where, "tensors[].xxh3");
+    const std::string& hex = json::as_string(member(t, "xxh3", where), where, "tensors[].xxh3");
     if (hex.size() != 32 || hex.find_first_not_of("0123456789abcdef") != std::string::npos) {
       throw Error::corrupt(where, fmt::format("malformed: tensor '{}' xxh3 must be 32 hex digits", d.name));
     }
     d.content.high = std::stoull(hex.substr(0, 16), nullptr, 16);
     d.content.low = std::stoull(hex.substr(16), nullptr, 16);
-    d.norm = json::as_double(t.at("norm"), where, "tensors[].norm");
+    d.norm = json::as_double(member(t, "norm", where), where, "tensors[].norm");
     if (const json::Value* s = json::find(t, "sketch")) {
       const std::string& name = json::as_string(*s, where, "tensors[].sketch");
       int64_t len = -1;
@@ -602,30 +609,30 @@ Fingerprint parse_fingerprint(std::span<const uint8_t> bytes, const std::string&
   for (const auto& r : json::as_array(need("responses"), where, "responses")) {
     json::as_object(r, where, "responses[]");
     Responses x;
-    const auto kind = response_kind_from_name(json::as_string(r.at("kind"), where, "responses[].kind"));
+    const auto kind = response_kind_from_name(json::as_string(member(r, "kind", where), where, "responses[].kind"));
     if (!kind) throw Error::corrupt(where, "malformed: responses[].kind is not attn_q, attn_k, mlp_gate, mlp_up or router");
     x.kind = *kind;
-    x.layer = static_cast<int32_t>(bounded(r.at("layer"), where, "responses[].layer", 0, 1 << 20));
-    x.expert = static_cast<int32_t>(bounded(r.at("expert"), where, "responses[].expert", -1, 1 << 20));
-    x.units = bounded(r.at("units"), where, "responses[].units", 1, int64_t{1} << 24);
-    x.total_units = bounded(r.at("total_units"), where, "responses[].total_units", x.units, int64_t{1} << 40);
+    x.layer = static_cast<int32_t>(bounded(member(r, "layer", where), where, "responses[].layer", 0, 1 << 20));
+    x.expert = static_cast<int32_t>(bounded(member(r, "expert", where), where, "responses[].expert", -1, 1 << 20));
+    x.units = bounded(member(r, "units", where), where, "responses[].units", 1, int64_t{1} << 24);
+    x.total_units = bounded(member(r, "total_units", where), where, "responses[].total_units", x.units, int64_t{1} << 40);
     if (probes == 0) throw Error::corrupt(where, "malformed: responses without probe tokens");
-    x.values = read_array(header, bytes, r.at("values"), {x.units, probes}, where, "responses[].values");
+    x.values = read_array(header, bytes, member(r, "values", where), {x.units, probes}, where, "responses[].values");
     fp.responses.push_back(std::move(x));
   }
   for (const auto& n : json::as_array(need("norms"), where, "norms")) {
     json::as_object(n, where, "norms[]");
     NormVector v;
-    v.layer = static_cast<int32_t>(bounded(n.at("layer"), where, "norms[].layer", -1, 1 << 20));
-    const auto role = io::role_from_name(json::as_string(n.at("role"), where, "norms[].role"));
+    v.layer = static_cast<int32_t>(bounded(member(n, "layer", where), where, "norms[].layer", -1, 1 << 20));
+    const auto role = io::role_from_name(json::as_string(member(n, "role", where), where, "norms[].role"));
     if (!role || !is_norm_role(*role)) throw Error::corrupt(where, "malformed: norms[].role is not a norm role");
     v.role = *role;
-    const std::string& name = json::as_string(n.at("values"), where, "norms[].values");
+    const std::string& name = json::as_string(member(n, "values", where), where, "norms[].values");
     int64_t len = -1;
     for (const auto& x : header.tensors) {
       if (x.name == name && x.shape.size() == 1) len = x.shape[0];
     }
-    v.values = read_array(header, bytes, n.at("values"), {std::max<int64_t>(len, 1)}, where, "norms[].values");
+    v.values = read_array(header, bytes, member(n, "values", where), {std::max<int64_t>(len, 1)}, where, "norms[].values");
     fp.norms.push_back(std::move(v));
   }
   fp.hidden = bounded(need("hidden"), where, "hidden", 0, int64_t{1} << 24);
@@ -636,15 +643,15 @@ Fingerprint parse_fingerprint(std::span<const uint8_t> bytes, const std::string&
   for (const auto& h : json::as_array(need("hidden_sketches"), where, "hidden_sketches")) {
     json::as_object(h, where, "hidden_sketches[]");
     HiddenSketch x;
-    const auto kind = response_kind_from_name(json::as_string(h.at("kind"), where, "hidden_sketches[].kind"));
+    const auto kind = response_kind_from_name(json::as_string(member(h, "kind", where), where, "hidden_sketches[].kind"));
     if (!kind || (*kind != ResponseKind::kQuery && *kind != ResponseKind::kKey)) {
       throw Error::corrupt(where, "malformed: hidden_sketches[].kind must be attn_q or attn_k");
     }
     x.kind = *kind;
-    x.layer = static_cast<int32_t>(bounded(h.at("layer"), where, "hidden_sketches[].layer", 0, 1 << 20));
-    x.hidden = bounded(h.at("hidden"), where, "hidden_sketches[].hidden", 1, int64_t{1} << 24);
-    x.features = bounded(h.at("features"), where, "hidden_sketches[].features", 1, 1 << 16);
-    x.values = read_array(header, bytes, h.at("values"), {x.hidden, x.features}, where, "hidden_sketches[].values");
+    x.layer = static_cast<int32_t>(bounded(member(h, "layer", where), where, "hidden_sketches[].layer", 0, 1 << 20));
+    x.hidden = bounded(member(h, "hidden", where), where, "hidden_sketches[].hidden", 1, int64_t{1} << 24);
+    x.features = bounded(member(h, "features", where), where, "hidden_sketches[].features", 1, 1 << 16);
+    x.values = read_array(header, bytes, member(h, "values", where), {x.hidden, x.features}, where, "hidden_sketches[].values");
     fp.hidden_sketches.push_back(std::move(x));
   }
   for (const auto& n : json::as_array(need("notes"), where, "notes")) {

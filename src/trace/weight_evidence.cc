@@ -475,7 +475,9 @@ WeightEvidence compare_weights(const Fingerprint& a, const Fingerprint& b, const
   for (size_t k = 0; k < score.size(); ++k) score[k] = std::isnan(pairing[k]) ? -1.0f : static_cast<float>(pairing[k]);
   const auto layer_pairs = matched_pairs(score, static_cast<int64_t>(na), static_cast<int64_t>(nb));
   std::vector<double> log_p_identity, log_p_gate_up;
-  for (const auto& [i, j] : layer_pairs) {
+  for (const auto& layer_pair : layer_pairs) {
+    // Plain variables, not a structured binding: the lambdas below capture them.
+    const int64_t i = layer_pair.first, j = layer_pair.second;
     const LayerResponses& ra = la.at(w.a_layers[static_cast<size_t>(i)]);
     const LayerResponses& rb = lb.at(w.b_layers[static_cast<size_t>(j)]);
     auto record = [&](NeuronTest t, int32_t ea, int32_t eb) {
@@ -502,7 +504,7 @@ WeightEvidence compare_weights(const Fingerprint& a, const Fingerprint& b, const
     // dense MLP against the one expert whose responses are most like it (order-blind choice).
     auto dense_vs_experts = [&](const LayerResponses& dense, const Fingerprint& fd, const std::vector<int64_t>& dense_cols,
                                 const std::vector<std::pair<int32_t, std::optional<CenteredGram>>>& experts,
-                                const LayerResponses& moe, const Fingerprint& fm, const std::vector<int64_t>& moe_cols,
+                                const LayerResponses& moe, const Fingerprint& fm,
                                 bool dense_is_a) {
       const auto g = gram_of({dense.gate, dense.up}, fd.probe_count(), dense_cols);
       if (!g) return;
@@ -522,9 +524,9 @@ WeightEvidence compare_weights(const Fingerprint& a, const Fingerprint& b, const
       }
     };
     if (ra.gate && ra.up && !(rb.gate && rb.up) && !eb.empty()) {
-      dense_vs_experts(ra, a, shared.a_columns, eb, rb, b, shared.b_columns, true);
+      dense_vs_experts(ra, a, shared.a_columns, eb, rb, b, true);
     } else if (rb.gate && rb.up && !(ra.gate && ra.up) && !ea.empty()) {
-      dense_vs_experts(rb, b, shared.b_columns, ea, ra, a, shared.a_columns, false);
+      dense_vs_experts(rb, b, shared.b_columns, ea, ra, a, false);
     }
     if (ra.router && rb.router && ra.router->units >= 2 && rb.router->units >= 2) {
       const auto za = standardized_rows(*ra.router, a.probe_count(), shared.a_columns);
