@@ -41,15 +41,6 @@ inline uint64_t mix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-// A standard normal value that depends only on `index` (Box-Muller on two mixed uniforms), for
-// the fixed sketch matrices every model shares.
-inline float gaussian(uint64_t index) {
-  const uint64_t a = mix64(index * 2 + 0x5851F42D4C957F2Dull), b = mix64(index * 2 + 1 + 0x5851F42D4C957F2Dull);
-  const double u1 = (static_cast<double>(a >> 11) + 0.5) * 0x1.0p-53;
-  const double u2 = static_cast<double>(b >> 11) * 0x1.0p-53;
-  return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
-}
-
 void add_to_sketch(std::span<const float> values, uint64_t first, std::vector<float>& sketch,
                    double& sum_squares) {
   const uint64_t buckets = sketch.size();
@@ -344,8 +335,9 @@ Fingerprint take_fingerprint(const io::Model& model, const FingerprintOptions& o
     } else if (kind && probes > 0) {
       tensor_notes[i] = fmt::format("{}: shape does not read the residual stream (hidden {}), no probe responses", t.name, hidden);
     }
-    // Wᵀ S for attention Q/K (S: a fixed Gaussian d_out x k sketch, or the identity when d_out <= k).
-    std::vector<float> sketch_rows;
+    // Wᵀ S for attention Q/K (S: a fixed count sketch of the d_out outputs into k buckets, or the
+    // identity when d_out <= k), accumulated as Sᵀ W (k x hidden) and transposed at the end.
+    std::vector<float> bucket_rows;
     HiddenSketch* hs = nullptr;
     if (respond && t.role.expert < 0 && !t.role.all_experts &&
         (*kind == ResponseKind::kQuery || *kind == ResponseKind::kKey)) {
@@ -369,16 +361,20 @@ Fingerprint take_fingerprint(const io::Model& model, const FingerprintOptions& o
               for (int64_t d = 0; d < hidden; ++d) hs->values[static_cast<size_t>(d * k + first_row + r)] = v[static_cast<size_t>(r * hidden + d)];
             }
           } else {
-            sketch_rows.resize(static_cast<size_t>(n_rows * k));
-            const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(k)));
+            // A count sketch of the output features: row u is added, with a random sign, to
+            // bucket h(u). One add per weight (a dense Gaussian sketch costs 2k flops per weight
+            // and made this the slowest part of fingerprinting); E[XXᵀ] = WᵀW all the same.
+            bucket_rows.resize(static_cast<size_t>(k * hidden));
             for (int64_t r = 0; r < n_rows; ++r) {
-              for (int64_t c = 0; c < k; ++c) {
-                sketch_rows[static_cast<size_t>(r * k + c)] = scale * gaussian(static_cast<uint64_t>((first_row + r) * k + c));
+              const uint64_t h = mix64(static_cast<uint64_t>(first_row + r) ^ 0xA0761D6478BD642Full);
+              float* dst = bucket_rows.data() + (h % static_cast<uint64_t>(k)) * static_cast<uint64_t>(hidden);
+              const float* src = v.data() + r * hidden;
+              if (h >> 63) {
+                for (int64_t c = 0; c < hidden; ++c) dst[c] -= src[c];
+              } else {
+                for (int64_t c = 0; c < hidden; ++c) dst[c] += src[c];
               }
             }
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(hidden), static_cast<int>(k),
-                        static_cast<int>(n_rows), 1.0f, v.data(), static_cast<int>(hidden), sketch_rows.data(),
-                        static_cast<int>(k), 1.0f, hs->values.data(), static_cast<int>(k));
           }
         }
         for (int64_t r0 = 0; r0 < n_rows;) {
@@ -404,6 +400,12 @@ Fingerprint take_fingerprint(const io::Model& model, const FingerprintOptions& o
       responses[i].clear();
       hidden_sketches[i].reset();
       tensor_notes[i] = fmt::format("{}: values not decoded ({}): compared by content hash only", t.name, e.what());
+    }
+    if (hs && !bucket_rows.empty()) {
+      const int64_t k = hs->features;
+      for (int64_t b = 0; b < k; ++b) {
+        for (int64_t c = 0; c < hidden; ++c) hs->values[static_cast<size_t>(c * k + b)] = bucket_rows[static_cast<size_t>(b * hidden + c)];
+      }
     }
     d.norm = std::sqrt(sum_squares);
     progress.add(t.byte_size);

@@ -72,7 +72,7 @@ struct Responses {
 };
 
 // For the AWM statistic (Zeng et al., ICLR 2026): an attention projection W (d_out x hidden) kept
-// as Wᵀ (hidden x k), its output features reduced to k by a fixed Gaussian sketch when d_out > k.
+// as Wᵀ (hidden x k), its output features reduced to k by a fixed count sketch when d_out > k.
 // Linear CKA over the hidden dimensions (samples) needs only the hidden x hidden Gram Wᵀ W, which
 // the sketch preserves in expectation; it ignores any rotation of the features.
 struct HiddenSketch {
