@@ -198,7 +198,7 @@ Inventory take_inventory(const Model& m, const InventoryOptions& options) {
     hash_tensors(m, all, inv, options, "hashing");
     inv.all_hashed = true;
   }
-  find_identical(m, inv, options);
+  if (options.find_identical) find_identical(m, inv, options);
 
   if (inv.all_hashed) {
     std::map<Module, std::vector<Hash128>> per_module;

@@ -61,6 +61,7 @@ struct InventoryOptions {
   uint64_t auto_hash_bytes = 1ull << 30;
   ThreadPool* pool = nullptr;  // nullptr: run on the calling thread
   bool progress = true;        // progress bar on stderr when it is a terminal
+  bool find_identical = true;  // look for byte-identical tensors (reads tensor bytes)
 };
 
 Inventory take_inventory(const Model& model, const InventoryOptions& options);

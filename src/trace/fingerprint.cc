@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -41,16 +42,55 @@ inline uint64_t mix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
+// The count sketch's hash of element index i, by tabulation: a table for the low 16 bits, xored
+// with a mixed value of the high bits, which is constant over runs of 65,536 elements. Simple
+// tabulation hashing is 3-independent (Patrascu and Thorup 2012), more than a count sketch needs,
+// and costs one sequential table read per element instead of a 64-bit mix and a division.
+const std::array<uint64_t, 65536>& low_bits_table() {
+  static const auto table = [] {
+    std::array<uint64_t, 65536> t{};
+    for (uint64_t j = 0; j < t.size(); ++j) t[j] = mix64(j ^ 0x243F6A8885A308D3ull);
+    return t;
+  }();
+  return table;
+}
+
+// Buckets are a power of two (the largest up to the requested width and the element count), so
+// the bucket is a mask of the hash; the sign is its top bit.
+uint64_t sketch_width(uint64_t requested, uint64_t elements) {
+  uint64_t w = 1;
+  while (w * 2 <= std::min(requested, std::max<uint64_t>(elements, 1))) w *= 2;
+  return w;
+}
+
 void add_to_sketch(std::span<const float> values, uint64_t first, std::vector<float>& sketch,
                    double& sum_squares) {
-  const uint64_t buckets = sketch.size();
+  const auto& low = low_bits_table();
+  const uint64_t mask = sketch.size() - 1;
+  float* out = sketch.data();
   double ss = 0;
-  for (size_t k = 0; k < values.size(); ++k) {
-    const uint64_t h = mix64(first + k);
-    const float v = values[k];
-    ss += static_cast<double>(v) * v;
-    sketch[h % buckets] += (h >> 63) ? -v : v;
+  size_t k = 0;
+  while (k < values.size()) {
+    const uint64_t index = first + k;
+    const uint64_t high = mix64((index >> 16) ^ 0x13198A2E03707344ull);
+    const size_t run = std::min<size_t>(values.size() - k, 65536 - (index & 0xFFFF));
+    const uint64_t* t = low.data() + (index & 0xFFFF);
+    const float* v = values.data() + k;
+    for (size_t r = 0; r < run; ++r) {
+      const uint64_t h = t[r] ^ high;
+      out[h & mask] += (h >> 63) ? -v[r] : v[r];
+    }
+    k += run;
   }
+  // The sum of squares in eight independent partial sums: one running double sum is a chain of
+  // dependent additions that costs more than the sketch itself.
+  double partial[8] = {};
+  size_t i = 0;
+  for (; i + 8 <= values.size(); i += 8) {
+    for (size_t l = 0; l < 8; ++l) partial[l] += static_cast<double>(values[i + l]) * values[i + l];
+  }
+  for (; i < values.size(); ++i) ss += static_cast<double>(values[i]) * values[i];
+  for (double p : partial) ss += p;
   sum_squares += ss;
 }
 
@@ -97,6 +137,7 @@ ArchitectureSummary summarize(const io::Model& model) {
   io::InventoryOptions o;
   o.auto_hash_bytes = 0;
   o.progress = false;
+  o.find_identical = false;  // the fingerprint hashes every tensor itself
   const io::Inventory inv = io::take_inventory(model, o);
   ArchitectureSummary a;
   if (model.config) a.architecture = model.config->architecture;
@@ -299,9 +340,9 @@ Fingerprint take_fingerprint(const io::Model& model, const FingerprintOptions& o
     d.dtype = std::string(io::dtype_name(t.dtype));
     d.shape = t.shape;
     d.role = t.role;
-    if (t.data) {
-      d.content = hash_bytes(t.bytes());
-    } else {
+    {
+      // Hashed through pread into a small buffer rather than through the mapping, so a model's
+      // pages are not all mapped into this process at once (peak memory stays a layer's worth).
       Hasher h;
       std::vector<uint8_t> buf(1 << 20);
       for (uint64_t off = 0; off < t.byte_size; off += buf.size()) {
@@ -346,7 +387,7 @@ Fingerprint take_fingerprint(const io::Model& model, const FingerprintOptions& o
       hs->values.assign(static_cast<size_t>(hs->hidden * hs->features), 0.0f);
     }
     const uint64_t buckets = static_cast<uint64_t>(std::max<int64_t>(options.sketch_buckets, 1));
-    d.sketch.assign(static_cast<size_t>(std::min<uint64_t>(buckets, std::max<uint64_t>(t.elements, 1))), 0.0f);
+    d.sketch.assign(static_cast<size_t>(sketch_width(buckets, t.elements)), 0.0f);
     double sum_squares = 0;
     std::vector<float> scratch;
     try {
