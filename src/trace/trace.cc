@@ -21,7 +21,9 @@ ModelSummary summary_of(const Fingerprint& f) {
 PairResult judge_pair(const Fingerprint& a, const Fingerprint& b, const TraceOptions& options) {
   PairResult r;
   if (a.tokenizer && b.tokenizer) r.tokenizer = compare_tokenizers(*a.tokenizer, *b.tokenizer);
-  r.weights = compare_weights(a, b, options.weights);
+  WeightEvidenceOptions weights = options.weights;
+  weights.threads = options.fingerprint.threads;
+  r.weights = compare_weights(a, b, weights);
   if (a.tensors.empty() || b.tensors.empty()) {
     r.weights.missing.insert(r.weights.missing.begin(),
                              "weights are missing on one side (a tokenizer alone was given): only tokenizer evidence is reported");

@@ -13,6 +13,7 @@
 #include "trace/assignment.h"
 #include "trace/cka.h"
 #include "trace/statistics.h"
+#include "util/thread_pool.h"
 
 namespace referee::trace {
 namespace {
@@ -474,19 +475,24 @@ WeightEvidence compare_weights(const Fingerprint& a, const Fingerprint& b, const
   std::vector<float> score(na * nb);
   for (size_t k = 0; k < score.size(); ++k) score[k] = std::isnan(pairing[k]) ? -1.0f : static_cast<float>(pairing[k]);
   const auto layer_pairs = matched_pairs(score, static_cast<int64_t>(na), static_cast<int64_t>(nb));
-  std::vector<double> log_p_identity, log_p_gate_up;
-  for (const auto& layer_pair : layer_pairs) {
-    // Plain variables, not a structured binding: the lambdas below capture them.
-    const int64_t i = layer_pair.first, j = layer_pair.second;
+  // Each layer pair's tests are independent of the others': one task per pair on the pool, the
+  // results gathered in pair order so the report does not depend on the thread count.
+  struct PairOutcome {
+    std::vector<NeuronTest> tests;
+    std::optional<RouterTest> router;
+  };
+  std::vector<PairOutcome> outcomes(layer_pairs.size());
+  ThreadPool pool(o.threads);
+  openblas_set_num_threads(1);  // parallelism comes from the pool
+  pool.parallel_for(layer_pairs.size(), [&](size_t pair_index, unsigned) {
+    const int64_t i = layer_pairs[pair_index].first, j = layer_pairs[pair_index].second;
+    PairOutcome& outcome = outcomes[pair_index];
     const LayerResponses& ra = la.at(w.a_layers[static_cast<size_t>(i)]);
     const LayerResponses& rb = lb.at(w.b_layers[static_cast<size_t>(j)]);
     auto record = [&](NeuronTest t, int32_t ea, int32_t eb) {
       t.a_layer = w.a_layers[static_cast<size_t>(i)], t.b_layer = w.b_layers[static_cast<size_t>(j)];
       t.a_expert = ea, t.b_expert = eb;
-      if (t.matched < 3) return;
-      log_p_identity.push_back(t.log_p_identity);
-      log_p_gate_up.push_back(t.log_p_gate_up);
-      w.neuron_tests.push_back(t);
+      if (t.matched >= 3) outcome.tests.push_back(t);
     };
     if (ra.gate && ra.up && rb.gate && rb.up) {
       record(neuron_test(*ra.gate, *ra.up, *rb.gate, *rb.up, a.probe_count(), b.probe_count(), shared), -1, -1);
@@ -541,7 +547,7 @@ WeightEvidence compare_weights(const Fingerprint& a, const Fingerprint& b, const
       double total = 0;
       for (const auto& [x, y] : experts) total += c[static_cast<size_t>(x * rb.router->units + y)];
       t.mean_matched_correlation = experts.empty() ? 0.0 : total / static_cast<double>(experts.size());
-      w.router_tests.push_back(t);
+      outcome.router = t;
     }
     if (!ea.empty() && !eb.empty()) {
       std::vector<float> s(ea.size() * eb.size(), -1.0f);
@@ -557,6 +563,15 @@ WeightEvidence compare_weights(const Fingerprint& a, const Fingerprint& b, const
                ea[static_cast<size_t>(x)].first, eb[static_cast<size_t>(y)].first);
       }
     }
+  });
+  std::vector<double> log_p_identity, log_p_gate_up;
+  for (auto& outcome : outcomes) {
+    for (const auto& t : outcome.tests) {
+      log_p_identity.push_back(t.log_p_identity);
+      log_p_gate_up.push_back(t.log_p_gate_up);
+      w.neuron_tests.push_back(t);
+    }
+    if (outcome.router) w.router_tests.push_back(*outcome.router);
   }
   w.tests_combined = static_cast<int64_t>(log_p_identity.size());
   if (!log_p_identity.empty()) {

@@ -119,6 +119,7 @@ struct WeightEvidenceOptions {
   int64_t min_shared_probes = 16;
   double near_identical_distance = 0.05;  // relative distance below which a matrix is a copy
   double similar_cosine = 0.5;            // sketch cosine above which a matrix is a modified copy
+  unsigned threads = 0;                   // layer pairs tested in parallel; 0: one per core
 };
 
 WeightEvidence compare_weights(const Fingerprint& a, const Fingerprint& b,
