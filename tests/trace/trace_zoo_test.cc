@@ -183,3 +183,23 @@ TEST(TraceZoo, LibraryRanksTheParentFirstAndCorrectsForComparisons) {
 
 }  // namespace
 }  // namespace referee::trace
+
+namespace referee::trace {
+namespace {
+
+// Fingerprints and comparisons run on a thread pool; the report must not depend on its size.
+TEST(TraceZoo, ReportDoesNotDependOnTheThreadCount) {
+  std::string reports[2];
+  for (unsigned threads : {1u, 2u}) {
+    TraceOptions o;
+    o.fingerprint.threads = threads;
+    o.fingerprint.progress = false;
+    const Fingerprint a = fingerprint_of(referee::testing::smoke_zoo_dir() / "models" / "moe-base", o.fingerprint);
+    const Fingerprint b = fingerprint_of(referee::testing::smoke_zoo_dir() / "models" / "moe-sft", o.fingerprint);
+    reports[threads - 1] = report_json(trace_pairs({a, b}, o))["pairs"].dump();
+  }
+  EXPECT_EQ(reports[0], reports[1]);
+}
+
+}  // namespace
+}  // namespace referee::trace
