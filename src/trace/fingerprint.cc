@@ -373,6 +373,10 @@ Fingerprint take_fingerprint(const io::Model& model, const FingerprintOptions& o
         r.values.assign(static_cast<size_t>(r.units * probes), 0.0f);
         responses[i].push_back(std::move(r));
       }
+    } else if (probes > 0 && t.role.module == io::Module::kLanguage && !t.role.is_bias &&
+               (t.role.role == io::Role::kAttnQKV || t.role.role == io::Role::kMlpGateUp)) {
+      tensor_notes[i] = fmt::format("{}: fused projection (q/k/v or gate/up in one tensor) not split, no probe responses; "
+                                    "compared by copies only", t.name);
     } else if (kind && probes > 0) {
       tensor_notes[i] = fmt::format("{}: shape does not read the residual stream (hidden {}), no probe responses", t.name, hidden);
     }
