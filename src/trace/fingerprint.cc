@@ -152,7 +152,7 @@ ArchitectureSummary summarize(const io::Model& model) {
 // The member `key` of a JSON object read from a file, or an error naming the file and the key.
 const json::Value& member(const json::Value& object, const char* key, const std::string& where) {
   const json::Value* v = object.is_object() ? json::find(object, key) : nullptr;
-  if (!v) throw Error::corrupt(where, fmt::format("malformed: fingerprint field '{}' is missing", key));
+  if (!v) throw Error::corrupt(where, fmt::format("fingerprint field '{}' is missing", key));
   return *v;
 }
 
@@ -191,25 +191,25 @@ io::Tokenizer tokenizer_from_json(const json::Value& j, const std::string& where
   std::set<int64_t> ids;
   std::unordered_set<std::string> tokens;
   for (const auto& e : json::as_array(member(j, "vocab", where), where, "tokenizer.vocab")) {
-    if (!e.is_array() || e.size() != 2) throw Error::corrupt(where, "malformed: tokenizer.vocab entries must be [token, id]");
+    if (!e.is_array() || e.size() != 2) throw Error::corrupt(where, "tokenizer.vocab entries must be [token, id]");
     io::VocabEntry v{json::as_string(e[0], where, "tokenizer.vocab token"),
                      json::as_int64(e[1], where, "tokenizer.vocab id")};
-    if (v.id < 0 || v.id > io::kMaxTokenId) throw Error::corrupt(where, fmt::format("malformed: token id {} out of range", v.id));
+    if (v.id < 0 || v.id > io::kMaxTokenId) throw Error::corrupt(where, fmt::format("token id {} out of range", v.id));
     if (!ids.insert(v.id).second || !tokens.insert(v.token).second) {
-      throw Error::corrupt(where, fmt::format("malformed: tokenizer.vocab repeats id {} or its token", v.id));
+      throw Error::corrupt(where, fmt::format("tokenizer.vocab repeats id {} or its token", v.id));
     }
     t.vocab.push_back(std::move(v));
   }
   std::sort(t.vocab.begin(), t.vocab.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
   for (const auto& m : json::as_array(member(j, "merges", where), where, "tokenizer.merges")) {
-    if (!m.is_array() || m.size() != 2) throw Error::corrupt(where, "malformed: tokenizer.merges entries must be [left, right]");
+    if (!m.is_array() || m.size() != 2) throw Error::corrupt(where, "tokenizer.merges entries must be [left, right]");
     t.merges.emplace_back(json::as_string(m[0], where, "merge"), json::as_string(m[1], where, "merge"));
   }
   for (const auto& a : json::as_array(member(j, "added_tokens", where), where, "tokenizer.added_tokens")) {
     json::as_object(a, where, "tokenizer.added_tokens[]");
     io::AddedToken at;
     at.id = json::as_int64(member(a, "id", where), where, "added token id");
-    if (at.id < 0 || at.id > io::kMaxTokenId) throw Error::corrupt(where, "malformed: added token id out of range");
+    if (at.id < 0 || at.id > io::kMaxTokenId) throw Error::corrupt(where, "added token id out of range");
     at.content = json::as_string(member(a, "content", where), where, "added token content");
     at.special = json::as_bool(member(a, "special", where), where, "added token special");
     t.added_tokens.push_back(std::move(at));
@@ -579,7 +579,7 @@ std::vector<float> read_array(const io::SafetensorsHeader& header, std::span<con
 
 int64_t bounded(const json::Value& v, const std::string& where, std::string_view what, int64_t lo, int64_t hi) {
   const int64_t x = json::as_int64(v, where, what);
-  if (x < lo || x > hi) throw Error::corrupt(where, fmt::format("malformed: {} = {} is outside [{}, {}]", what, x, lo, hi));
+  if (x < lo || x > hi) throw Error::corrupt(where, fmt::format("{} = {} is outside [{}, {}]", what, x, lo, hi));
   return x;
 }
 
@@ -600,7 +600,7 @@ Fingerprint parse_fingerprint(std::span<const uint8_t> bytes, const std::string&
   json::as_object(doc, where, "fingerprint");
   const auto need = [&](std::string_view key) -> const json::Value& {
     const json::Value* v = json::find(doc, key);
-    if (!v && key != "tokenizer") throw Error::corrupt(where, fmt::format("malformed: fingerprint has no '{}'", key));
+    if (!v && key != "tokenizer") throw Error::corrupt(where, fmt::format("fingerprint has no '{}'", key));
     static const json::Value null_value;
     return v ? *v : null_value;
   };
@@ -638,7 +638,7 @@ Fingerprint parse_fingerprint(std::span<const uint8_t> bytes, const std::string&
     d.role = io::classify_tensor(d.name);
     const std::string& hex = json::as_string(member(t, "xxh3", where), where, "tensors[].xxh3");
     if (hex.size() != 32 || hex.find_first_not_of("0123456789abcdef") != std::string::npos) {
-      throw Error::corrupt(where, fmt::format("malformed: tensor '{}' xxh3 must be 32 hex digits", d.name));
+      throw Error::corrupt(where, fmt::format("tensor '{}' xxh3 must be 32 hex digits", d.name));
     }
     d.content.high = std::stoull(hex.substr(0, 16), nullptr, 16);
     d.content.low = std::stoull(hex.substr(16), nullptr, 16);
@@ -657,13 +657,13 @@ Fingerprint parse_fingerprint(std::span<const uint8_t> bytes, const std::string&
     json::as_object(r, where, "responses[]");
     Responses x;
     const auto kind = response_kind_from_name(json::as_string(member(r, "kind", where), where, "responses[].kind"));
-    if (!kind) throw Error::corrupt(where, "malformed: responses[].kind is not attn_q, attn_k, mlp_gate, mlp_up or router");
+    if (!kind) throw Error::corrupt(where, "responses[].kind is not attn_q, attn_k, mlp_gate, mlp_up or router");
     x.kind = *kind;
     x.layer = static_cast<int32_t>(bounded(member(r, "layer", where), where, "responses[].layer", 0, 1 << 20));
     x.expert = static_cast<int32_t>(bounded(member(r, "expert", where), where, "responses[].expert", -1, 1 << 20));
     x.units = bounded(member(r, "units", where), where, "responses[].units", 1, int64_t{1} << 24);
     x.total_units = bounded(member(r, "total_units", where), where, "responses[].total_units", x.units, int64_t{1} << 40);
-    if (probes == 0) throw Error::corrupt(where, "malformed: responses without probe tokens");
+    if (probes == 0) throw Error::corrupt(where, "responses without probe tokens");
     x.values = read_array(header, bytes, member(r, "values", where), {x.units, probes}, where, "responses[].values");
     fp.responses.push_back(std::move(x));
   }
@@ -672,7 +672,7 @@ Fingerprint parse_fingerprint(std::span<const uint8_t> bytes, const std::string&
     NormVector v;
     v.layer = static_cast<int32_t>(bounded(member(n, "layer", where), where, "norms[].layer", -1, 1 << 20));
     const auto role = io::role_from_name(json::as_string(member(n, "role", where), where, "norms[].role"));
-    if (!role || !is_norm_role(*role)) throw Error::corrupt(where, "malformed: norms[].role is not a norm role");
+    if (!role || !is_norm_role(*role)) throw Error::corrupt(where, "norms[].role is not a norm role");
     v.role = *role;
     const std::string& name = json::as_string(member(n, "values", where), where, "norms[].values");
     int64_t len = -1;
@@ -684,7 +684,7 @@ Fingerprint parse_fingerprint(std::span<const uint8_t> bytes, const std::string&
   }
   fp.hidden = bounded(need("hidden"), where, "hidden", 0, int64_t{1} << 24);
   if (const json::Value* e = json::find(doc, "probe_embeddings")) {
-    if (probes == 0 || fp.hidden == 0) throw Error::corrupt(where, "malformed: probe_embeddings without probes or hidden size");
+    if (probes == 0 || fp.hidden == 0) throw Error::corrupt(where, "probe_embeddings without probes or hidden size");
     fp.probe_embeddings = read_array(header, bytes, *e, {probes, fp.hidden}, where, "probe_embeddings");
   }
   for (const auto& h : json::as_array(need("hidden_sketches"), where, "hidden_sketches")) {
@@ -692,7 +692,7 @@ Fingerprint parse_fingerprint(std::span<const uint8_t> bytes, const std::string&
     HiddenSketch x;
     const auto kind = response_kind_from_name(json::as_string(member(h, "kind", where), where, "hidden_sketches[].kind"));
     if (!kind || (*kind != ResponseKind::kQuery && *kind != ResponseKind::kKey)) {
-      throw Error::corrupt(where, "malformed: hidden_sketches[].kind must be attn_q or attn_k");
+      throw Error::corrupt(where, "hidden_sketches[].kind must be attn_q or attn_k");
     }
     x.kind = *kind;
     x.layer = static_cast<int32_t>(bounded(member(h, "layer", where), where, "hidden_sketches[].layer", 0, 1 << 20));
