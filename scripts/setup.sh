@@ -10,7 +10,9 @@ packages=(
   nlohmann-json3-dev libfmt-dev libcli11-dev libxxhash-dev
   libopenblas-dev                # BLAS for the engine's matrix products
   libpcre2-dev                   # Unicode regular expressions for tokenizer split patterns
-  libcpp-httplib-dev             # the OpenAI-compatible server
+  libcpp-httplib-dev             # the OpenAI-compatible server, and eval's HTTP client
+  libyaml-cpp-dev                # eval's task files (lm-evaluation-harness YAML)
+  libsqlite3-dev                 # eval's crash-safe request cache
 )
 
 missing=()
