@@ -78,6 +78,41 @@ void for_each_chunk_f32(const TensorInfo& t, uint64_t chunk_elems, std::vector<f
   }
 }
 
+void for_each_chunk_f32_and_bytes(const TensorInfo& t, uint64_t chunk_elems, std::vector<float>& scratch,
+                                  const std::function<void(std::span<const uint8_t>)>& raw_bytes,
+                                  const std::function<void(int64_t, std::span<const float>)>& fn) {
+  if (t.row_permutation.active() || !can_convert_to_f32(t.dtype)) {
+    throw Error::invalid_argument(t.name, "raw bytes and values in one pass need unpermuted rows of a decodable dtype");
+  }
+  const auto g = row_geometry(t);
+  if (g.rows == 0 || g.row_length == 0) {
+    std::vector<uint8_t> all(static_cast<size_t>(t.byte_size));
+    read_tensor_bytes(t, 0, all);
+    raw_bytes(all);
+    return;
+  }
+  const uint64_t row_bytes = *dtype_bytes(t.dtype, static_cast<uint64_t>(g.row_length));
+  const int64_t rows_per_chunk =
+      std::max<int64_t>(1, static_cast<int64_t>(chunk_elems / static_cast<uint64_t>(g.row_length)));
+  scratch.resize(static_cast<size_t>(std::min(rows_per_chunk, g.rows) * g.row_length));
+  auto& stage = staging_buffer();
+  for (int64_t first = 0; first < g.rows; first += rows_per_chunk) {
+    const int64_t n = std::min(rows_per_chunk, g.rows - first);
+    stage.resize(static_cast<size_t>(static_cast<uint64_t>(n) * row_bytes));
+    read_tensor_bytes(t, static_cast<uint64_t>(first) * row_bytes, stage);
+    raw_bytes(stage);
+    convert_to_f32(t.dtype, stage.data(), static_cast<uint64_t>(n) * g.row_length, scratch.data());
+    fn(first, std::span<const float>(scratch.data(), static_cast<size_t>(n * g.row_length)));
+  }
+  // Bytes past the last whole row (none for valid files: rows are whole blocks), for a full hash.
+  const uint64_t covered = static_cast<uint64_t>(g.rows) * row_bytes;
+  if (covered < t.byte_size) {
+    stage.resize(static_cast<size_t>(t.byte_size - covered));
+    read_tensor_bytes(t, covered, stage);
+    raw_bytes(stage);
+  }
+}
+
 std::vector<float> read_all_f32(const TensorInfo& t) {
   std::vector<float> out(t.elements);
   const auto g = row_geometry(t);

@@ -35,6 +35,13 @@ void read_rows_f32(const TensorInfo& t, int64_t first_row, int64_t n_rows, float
 void for_each_chunk_f32(const TensorInfo& t, uint64_t chunk_elems, std::vector<float>& scratch,
                         const std::function<void(int64_t first_row, std::span<const float>)>& fn);
 
+// As for_each_chunk_f32, and passes the tensor's raw bytes, in stored order and in full, to
+// `raw_bytes` on the way: one read serves both a content hash and the decoded values. Requires a
+// tensor without a row permutation whose dtype decodes (can_convert_to_f32).
+void for_each_chunk_f32_and_bytes(const TensorInfo& t, uint64_t chunk_elems, std::vector<float>& scratch,
+                                  const std::function<void(std::span<const uint8_t>)>& raw_bytes,
+                                  const std::function<void(int64_t first_row, std::span<const float>)>& fn);
+
 // The whole tensor as f32 — for tensors known to be small (norms, test fixtures).
 std::vector<float> read_all_f32(const TensorInfo& t);
 

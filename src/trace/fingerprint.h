@@ -38,7 +38,7 @@ class ThreadPool;
 
 namespace referee::trace {
 
-inline constexpr int kFingerprintVersion = 1;
+inline constexpr int kFingerprintVersion = 2;  // 2: the block-rotated sign sketch
 
 struct FingerprintOptions {
   int64_t probe_tokens = 256;       // probe tokens (fewer if the vocabulary is smaller)
@@ -123,7 +123,7 @@ struct Fingerprint {
 Fingerprint take_fingerprint(const io::Model& model, const FingerprintOptions& options);
 
 // A fingerprint is a safetensors file: one U8 tensor "fingerprint.json" with the document
-// (schema referee.fingerprint/1, docs/json/fingerprint.md) and one f32 tensor per numeric array.
+// (schema referee.fingerprint/2, docs/json/fingerprint.md) and one f32 tensor per numeric array.
 // Written atomically.
 void save_fingerprint(const Fingerprint& fp, const std::filesystem::path& path);
 // Validates everything (shapes against the document, finite values); throws Error naming the file.

@@ -398,23 +398,42 @@ WeightEvidence compare_weights(const Fingerprint& a, const Fingerprint& b, const
   for (const auto& [l, _] : la) w.a_layers.push_back(l);
   for (const auto& [l, _] : lb) w.b_layers.push_back(l);
   const size_t na = w.a_layers.size(), nb = w.b_layers.size();
-  auto grams = [&](const std::map<int32_t, LayerResponses>& layers, const Fingerprint& f,
-                   const std::vector<int64_t>& cols, bool attention) {
-    std::vector<std::optional<CenteredGram>> out;
-    for (const auto& [l, r] : layers) {
-      std::vector<const Responses*> parts;
-      if (attention) {
-        if (r.query) parts.push_back(r.query);
-        if (r.key) parts.push_back(r.key);
-      } else {
-        parts = mlp_parts(r);
-      }
-      out.push_back(gram_of(parts, f.probe_count(), cols));
-    }
-    return out;
+  // Every pool task below is independent; results are gathered by index, so nothing depends on
+  // the thread count. BLAS runs single-threaded inside the pool's tasks: its own threads would
+  // compete with the pool's for the same cores (and spin in sched_yield between calls).
+  ThreadPool pool(o.threads);
+  openblas_set_num_threads(1);
+  // The Gram matrices of every layer's attention (Q and K) and MLP responses, both models.
+  struct GramSource {
+    const LayerResponses* layer;
+    const Fingerprint* model;
+    const std::vector<int64_t>* columns;
+    bool attention;
   };
-  const auto att_a = grams(la, a, shared.a_columns, true), att_b = grams(lb, b, shared.b_columns, true);
-  const auto mlp_a = grams(la, a, shared.a_columns, false), mlp_b = grams(lb, b, shared.b_columns, false);
+  std::vector<GramSource> sources;
+  for (const bool attention : {true, false}) {
+    for (const auto& [l, r] : la) sources.push_back({&r, &a, &shared.a_columns, attention});
+    for (const auto& [l, r] : lb) sources.push_back({&r, &b, &shared.b_columns, attention});
+  }
+  std::vector<std::optional<CenteredGram>> all_grams(sources.size());
+  pool.parallel_for(sources.size(), [&](size_t k, unsigned) {
+    const GramSource& src = sources[k];
+    std::vector<const Responses*> parts;
+    if (src.attention) {
+      if (src.layer->query) parts.push_back(src.layer->query);
+      if (src.layer->key) parts.push_back(src.layer->key);
+    } else {
+      parts = mlp_parts(*src.layer);
+    }
+    all_grams[k] = gram_of(parts, src.model->probe_count(), *src.columns);
+  });
+  // In `sources` order: attention of A's layers, then B's, then the MLPs likewise.
+  const auto slice = [&](size_t first, size_t count) {
+    return std::vector<std::optional<CenteredGram>>(std::make_move_iterator(all_grams.begin() + static_cast<std::ptrdiff_t>(first)),
+                                                    std::make_move_iterator(all_grams.begin() + static_cast<std::ptrdiff_t>(first + count)));
+  };
+  const auto att_a = slice(0, na), att_b = slice(na, nb);
+  const auto mlp_a = slice(na + nb, na), mlp_b = slice(2 * na + nb, nb);
   w.attention_map.assign(na * nb, kNaN);
   w.mlp_map.assign(na * nb, kNaN);
   w.combined_map.assign(na * nb, kNaN);
@@ -482,8 +501,6 @@ WeightEvidence compare_weights(const Fingerprint& a, const Fingerprint& b, const
     std::optional<RouterTest> router;
   };
   std::vector<PairOutcome> outcomes(layer_pairs.size());
-  ThreadPool pool(o.threads);
-  openblas_set_num_threads(1);  // parallelism comes from the pool
   pool.parallel_for(layer_pairs.size(), [&](size_t pair_index, unsigned) {
     const int64_t i = layer_pairs[pair_index].first, j = layer_pairs[pair_index].second;
     PairOutcome& outcome = outcomes[pair_index];
