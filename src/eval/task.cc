@@ -108,7 +108,7 @@ void check_tag(const Field& f, const YAML::Node& n) {
   if (tag == "!function") {
     throw not_supported(at(f.file, n.Mark()),
                         "'{}: {}' names Python code, which referee does not run; write the field "
-                        "as a template or use a built-in (see eval/task.h)",
+                        "as a Jinja template (or a literal) instead",
                         f.key, shown);
   }
   throw not_supported(at(f.file, n.Mark()), "'{}' uses the YAML tag '{}', which referee does not "
