@@ -26,6 +26,9 @@ constexpr int kMaxYamlDepth = 64;
 constexpr int64_t kMaxFewshot = 10000;
 constexpr int64_t kMaxRepeats = 1024;
 constexpr size_t kMaxListItems = 100000;
+// Values one file may expand to once aliases are followed (an alias can repeat a large value).
+constexpr size_t kMaxValues = 1000000;
+thread_local size_t t_values_left = kMaxValues;
 
 // A field of a task file and where it was written.
 struct Field {
@@ -74,7 +77,8 @@ std::optional<int64_t> yaml_int(const std::string& s) {
     if (!ok) return std::nullopt;
     digits += c;
   }
-  if (digits.empty() || digits.size() > 18) return std::nullopt;
+  // Beyond int64 (PyYAML would make a big integer): kept as text.
+  if (digits.empty() || digits.size() > (base == 16 ? 15u : 18u)) return std::nullopt;
   int64_t v = std::stoll(digits, nullptr, base);
   return negative ? -v : v;
 }
@@ -121,6 +125,11 @@ ojson to_json(const Field& f, const YAML::Node& n, int depth = 0) {
     throw corrupt(at(f.file, n.Mark()), "'{}' nests deeper than {} levels", f.key, kMaxYamlDepth);
   }
   check_tag(f, n);
+  if (t_values_left == 0) {
+    throw corrupt(at(f.file, n.Mark()), "the file expands to more than {} values (through YAML "
+                  "aliases?)", kMaxValues);
+  }
+  --t_values_left;
   switch (n.Type()) {
     case YAML::NodeType::Undefined:
     case YAML::NodeType::Null:
@@ -742,6 +751,10 @@ Parsed interpret(std::vector<Field> fields, const fs::path& source, Loader& load
     c.warnings.push_back(fmt::format("{}: generation_kwargs ignored for output_type {}",
                                      source.string(), c.output_type));
   }
+  if (find("filter_list") != nullptr && c.output_type != "generate_until") {
+    c.warnings.push_back(fmt::format("{}: filter_list ignored for output_type {} (scored with "
+                                     "filter 'none')", source.string(), c.output_type));
+  }
   if (c.repeats != 1 && c.output_type != "generate_until") {
     throw corrupt(source.string(), "task '{}': repeats needs output_type generate_until", c.name);
   }
@@ -770,6 +783,7 @@ Parsed interpret(std::vector<Field> fields, const fs::path& source, Loader& load
 }
 
 Parsed parse_any(std::string_view text, const fs::path& source) {
+  t_values_left = kMaxValues;
   Loader loader;
   std::vector<fs::path> chain = {source};
   std::vector<Field> fields;
@@ -869,7 +883,7 @@ void TaskRegistry::add_file(const fs::path& yaml) {
   std::string text = read_file(yaml);
   // A file with neither `task` nor `group` at the top is a shared template for include.
   {
-    YAML::Node root = parse_yaml(text, yaml);
+    const YAML::Node root = parse_yaml(text, yaml);
     if (!root.IsMap() || (!root["task"] && !root["group"])) {
       warnings_.push_back(fmt::format("{}: no 'task' or 'group' field; skipped (a template for "
                                       "include?)", yaml.string()));

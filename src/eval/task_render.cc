@@ -244,6 +244,22 @@ class DocView {
   }
 
   Error error(const std::string& what) const { return Error::invalid_argument(where(), what); }
+
+  // Renders with the document's variables; a template error also names the task and document.
+  std::string render(const jinja::Template& t) const {
+    try {
+      return t.render(vars_);
+    } catch (const Error& e) {
+      throw Error(e.kind(), fmt::format("{}: {}", where(), e.message()));
+    }
+  }
+  std::optional<Value> evaluate(const jinja::Template& t) const {
+    try {
+      return t.evaluate_single_expression(vars_);
+    } catch (const Error& e) {
+      throw Error(e.kind(), fmt::format("{}: {}", where(), e.message()));
+    }
+  }
   std::string where() const { return fmt::format("task '{}', document {}", c_.name, doc_id_); }
 
   // lm-eval's doc_to_text: a column's value, or the template's text (digits become an int when the
@@ -261,11 +277,11 @@ class DocView {
       if (doc_.contains(f.text)) {
         list = jinja::from_json(doc_[f.text], where());
       } else {
-        std::optional<Value> v = impl_.choice->evaluate_single_expression(vars_);
+        std::optional<Value> v = evaluate(*impl_.choice);
         if (v && v->is_list()) {
           list = *v;
         } else {
-          std::string rendered = v ? py_str(*v) : impl_.choice->render(vars_);
+          std::string rendered = v ? py_str(*v) : render(*impl_.choice);
           std::optional<Value> parsed = LiteralParser(rendered).parse();
           if (!parsed || !parsed->is_list()) {
             throw error(fmt::format("doc_to_choice rendered '{}', which is not a list",
@@ -288,7 +304,7 @@ class DocView {
     if (!impl_.description) return c_.description.kind == TemplateField::Kind::kInt
                                        ? std::to_string(c_.description.number)
                                        : std::string();
-    return impl_.description->render(vars_);
+    return render(*impl_.description);
   }
 
   // The prompt text of this document, as fewshot_context ends it.
@@ -351,7 +367,7 @@ class DocView {
         break;
     }
     if (doc_.contains(f.text)) return jinja::from_json(doc_[f.text], where());
-    std::string s = tmpl->render(vars_);
+    std::string s = render(*tmpl);
     if (is_ascii_digits(s) && c_.doc_to_choice.present() && s.size() <= 18) {
       return Value(static_cast<int64_t>(std::stoll(s)));
     }

@@ -284,6 +284,19 @@ TEST(TaskFile, BadYamlAndMissingFieldsAreNamed) {
   EXPECT_TRUE(contains(m, "nest")) << m;
 }
 
+TEST(TaskFile, AliasExpansionIsBounded) {
+  // Seven levels of ten aliases each would expand to 10^7 values.
+  std::string yaml = "task: t\ndataset_path: d\ntest_split: test\ndoc_to_text: x\n"
+                     "doc_to_target: y\nmetadata:\n  l0: &l0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n";
+  for (int i = 1; i <= 7; ++i) {
+    std::string prev = "*l" + std::to_string(i - 1);
+    yaml += "  l" + std::to_string(i) + ": &l" + std::to_string(i) + " [";
+    for (int k = 0; k < 10; ++k) yaml += prev + (k < 9 ? ", " : "]\n");
+  }
+  std::string m = message_of([&] { parse_task_yaml(yaml, "t.yaml"); });
+  EXPECT_TRUE(contains(m, "expands to more than 1000000 values")) << m;
+}
+
 TEST(TaskRegistry, SelectsByNameTagAndGroupAndSkipsTemplates) {
   TempDir dir;
   std::filesystem::create_directories(dir / "mmlu" / "default");

@@ -224,7 +224,9 @@ TEST(TaskRender, TemplateErrorNamesTaskAndDocument) {
     t.build_requests({ojson{{"i", 1}}, ojson{{"j", 2}}}, {}, 0);
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("doc_to_text"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("task 't', document 1: test.yaml: doc_to_text"),
+              std::string::npos)
+        << e.what();
   }
   // A template that does not parse is refused when the Task is made.
   EXPECT_THROW(task_from("task: t\ndataset_path: d\ntest_split: test\ndoc_to_text: \"{{ x \"\n"
