@@ -10,7 +10,6 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
-#include <unordered_map>
 
 #include "util/error.h"
 
@@ -28,6 +27,7 @@ struct Endpoint {
   size_t in_flight = 0;     // guarded by Impl::mutex
   size_t failures = 0;      // consecutive transient failures, guarded by Impl::mutex
   size_t sent = 0;
+  std::vector<std::unique_ptr<httplib::Client>> idle;  // guarded by Impl::mutex
 };
 
 Endpoint parse_endpoint(const std::string& url, size_t limit) {
@@ -97,8 +97,6 @@ const json& field(const json& j, const char* key, const std::string& endpoint, c
   if (!j.is_object() || !j.contains(key)) malformed(endpoint, fmt::format("{} has no '{}'", where, key));
   return j[key];
 }
-
-std::atomic<uint64_t> next_backend_id{1};
 
 }  // namespace
 
@@ -224,7 +222,6 @@ Response parse_openai_response(const Request& request, const std::string& text, 
 struct OpenAiBackend::Impl {
   OpenAiOptions options;
   std::string api_key;
-  uint64_t id = next_backend_id++;
   std::vector<Endpoint> endpoints;
   mutable std::mutex mutex;
   std::condition_variable slot_freed;
@@ -259,22 +256,31 @@ struct OpenAiBackend::Impl {
     slot_freed.notify_one();
   }
 
-  // One client per worker thread per endpoint, so connections stay alive between requests.
-  httplib::Client& client(size_t endpoint) {
-    thread_local std::unordered_map<uint64_t, std::unique_ptr<httplib::Client>> clients;
-    const uint64_t key = id * 4096 + endpoint;
-    auto& c = clients[key];
-    if (!c) {
-      c = std::make_unique<httplib::Client>(endpoints[endpoint].scheme_host);
-      const auto t = std::chrono::duration<double>(options.timeout_s);
-      const auto us = std::chrono::duration_cast<std::chrono::microseconds>(t);
-      c->set_connection_timeout(us);
-      c->set_read_timeout(us);
-      c->set_write_timeout(us);
-      c->set_keep_alive(true);
-      if (!api_key.empty()) c->set_bearer_token_auth(api_key);
+  // Idle clients per endpoint: a request takes one (keeping its connection alive for the next)
+  // and gives it back; at most `limit` exist per endpoint, and all close with the backend.
+  std::unique_ptr<httplib::Client> take_client(size_t endpoint) {
+    {
+      std::lock_guard lock(mutex);
+      auto& idle = endpoints[endpoint].idle;
+      if (!idle.empty()) {
+        auto c = std::move(idle.back());
+        idle.pop_back();
+        return c;
+      }
     }
-    return *c;
+    auto c = std::make_unique<httplib::Client>(endpoints[endpoint].scheme_host);
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::duration<double>(options.timeout_s));
+    c->set_connection_timeout(us);
+    c->set_read_timeout(us);
+    c->set_write_timeout(us);
+    c->set_keep_alive(true);
+    if (!api_key.empty()) c->set_bearer_token_auth(api_key);
+    return c;
+  }
+
+  void give_back(size_t endpoint, std::unique_ptr<httplib::Client> c) {
+    std::lock_guard lock(mutex);
+    endpoints[endpoint].idle.push_back(std::move(c));
   }
 
   Response send(size_t e, const Request& request) {
@@ -282,8 +288,9 @@ struct OpenAiBackend::Impl {
     const bool chat = request.type == RequestType::kGenerateUntil && options.generate_mode == GenerateMode::kChat;
     const std::string path = endpoints[e].prefix + (chat ? "/chat/completions" : "/completions");
     const ordered_json body = openai_request_body(request, options.model, options.generate_mode);
-    auto& c = client(e);
-    auto res = c.Post(path, body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+    auto c = take_client(e);
+    auto res = c->Post(path, body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+    if (res) give_back(e, std::move(c));  // a failed connection is not reused
     if (!res) {
       const auto err = res.error();
       const auto kind = (err == httplib::Error::SSLServerVerification || err == httplib::Error::SSLLoadingCerts)

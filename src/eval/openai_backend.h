@@ -6,8 +6,8 @@
 //   generate_until         POST /v1/completions or /v1/chat/completions (GenerateMode)
 // Several base URLs serve one model (a cluster): each has its own bound on requests in flight and
 // a request goes to the endpoint with the fewest in flight (ties: the one with the fewest recent
-// failures), so a retry after a transient failure tends to land elsewhere. One HTTP client per
-// worker thread per endpoint keeps connections alive.
+// failures), so a retry after a transient failure tends to land elsewhere. Each request in flight uses its
+// own HTTP client, kept (with its open connection) for the next request to that endpoint.
 #pragma once
 
 #include <memory>
