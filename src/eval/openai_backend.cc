@@ -26,6 +26,7 @@ struct Endpoint {
   size_t limit = 1;
   size_t in_flight = 0;     // guarded by Impl::mutex
   size_t failures = 0;      // consecutive transient failures, guarded by Impl::mutex
+  std::chrono::steady_clock::time_point cool_until{};  // avoided until then, guarded by Impl::mutex
   size_t sent = 0;
   std::vector<std::unique_ptr<httplib::Client>> idle;  // guarded by Impl::mutex
 };
@@ -226,34 +227,53 @@ struct OpenAiBackend::Impl {
   mutable std::mutex mutex;
   std::condition_variable slot_freed;
 
+  // The endpoint for the next request: among those with a free slot and not cooling down after
+  // transient failures, the one with the fewest in flight. When every endpoint is cooling down,
+  // the one whose cool-down ends first takes it (the executor is already backing off); when
+  // healthy endpoints exist but are full, the request waits for a slot on one of them.
   size_t acquire() {
     std::unique_lock lock(mutex);
     for (;;) {
-      size_t best = endpoints.size();
+      const auto now = std::chrono::steady_clock::now();
+      size_t best = endpoints.size(), cooling_best = endpoints.size();
+      bool healthy_exists = false;
       for (size_t i = 0; i < endpoints.size(); ++i) {
         const auto& e = endpoints[i];
+        const bool cooling = e.cool_until > now;
+        if (!cooling) healthy_exists = true;
         if (e.in_flight >= e.limit) continue;
-        if (best == endpoints.size() || e.in_flight < endpoints[best].in_flight ||
-            (e.in_flight == endpoints[best].in_flight && e.failures < endpoints[best].failures)) {
+        if (cooling) {
+          if (cooling_best == endpoints.size() || e.cool_until < endpoints[cooling_best].cool_until) cooling_best = i;
+        } else if (best == endpoints.size() || e.in_flight < endpoints[best].in_flight) {
           best = i;
         }
       }
+      if (best == endpoints.size() && !healthy_exists) best = cooling_best;
       if (best < endpoints.size()) {
         ++endpoints[best].in_flight;
         ++endpoints[best].sent;
         return best;
       }
-      slot_freed.wait(lock);
+      slot_freed.wait_for(lock, std::chrono::milliseconds(50));  // a slot, or a cool-down's end
     }
   }
 
   void release(size_t i, bool transient_failure) {
     {
       std::lock_guard lock(mutex);
-      --endpoints[i].in_flight;
-      endpoints[i].failures = transient_failure ? endpoints[i].failures + 1 : 0;
+      auto& e = endpoints[i];
+      --e.in_flight;
+      if (transient_failure) {
+        ++e.failures;
+        const double seconds = std::min(10.0, 0.25 * std::pow(2.0, static_cast<double>(std::min<size_t>(e.failures, 16) - 1)));
+        e.cool_until = std::chrono::steady_clock::now() +
+                       std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(seconds));
+      } else {
+        e.failures = 0;
+        e.cool_until = {};
+      }
     }
-    slot_freed.notify_one();
+    slot_freed.notify_all();
   }
 
   // Idle clients per endpoint: a request takes one (keeping its connection alive for the next)

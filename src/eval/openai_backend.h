@@ -5,8 +5,9 @@
 //   loglikelihood_rolling  the same, the whole text's token log-probabilities summed
 //   generate_until         POST /v1/completions or /v1/chat/completions (GenerateMode)
 // Several base URLs serve one model (a cluster): each has its own bound on requests in flight and
-// a request goes to the endpoint with the fewest in flight (ties: the one with the fewest recent
-// failures), so a retry after a transient failure tends to land elsewhere. Each request in flight uses its
+// a request goes to the endpoint with the fewest in flight; an endpoint that failed transiently
+// cools down (0.25 s, doubling with each further failure, at most 10 s) and is avoided meanwhile
+// while others are healthy, so retries land elsewhere and a dead endpoint does not absorb a run. Each request in flight uses its
 // own HTTP client, kept (with its open connection) for the next request to that endpoint.
 #pragma once
 
