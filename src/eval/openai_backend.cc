@@ -91,7 +91,7 @@ std::optional<double> retry_after(const httplib::Response& res) {
 }
 
 [[noreturn]] void malformed(const std::string& endpoint, const std::string& what) {
-  throw BackendError(BackendError::Kind::kPermanent, endpoint, "malformed response: " + what);
+  throw BackendError(BackendError::Kind::kMalformed, endpoint, "malformed response: " + what);
 }
 
 const json& field(const json& j, const char* key, const std::string& endpoint, const char* where) {

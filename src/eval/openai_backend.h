@@ -56,7 +56,7 @@ class OpenAiBackend : public Backend {
 // The request body the backend sends for `request` (exposed for tests and --dry-run).
 nlohmann::ordered_json openai_request_body(const Request& request, const std::string& model, GenerateMode mode);
 
-// Parses an endpoint's 200 answer to `request`'s body; throws BackendError (permanent) naming
+// Parses an endpoint's 200 answer to `request`'s body; throws BackendError (kMalformed) naming
 // `endpoint` when it is not the shape OpenAI's API documents.
 Response parse_openai_response(const Request& request, const std::string& body, GenerateMode mode,
                                const ReasoningTags& reasoning, const std::string& endpoint);
