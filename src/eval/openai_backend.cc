@@ -107,7 +107,9 @@ ordered_json openai_request_body(const Request& request, const std::string& mode
     const auto& g = request.generation;
     // Task-specific keys (chat_template_kwargs, presence_penalty, ...) go through untouched; the
     // normalised settings below are written after them.
-    for (const auto& [k, v] : g.extra.items()) body[k] = v;
+    if (g.extra.is_object()) {
+      for (const auto& [k, v] : g.extra.items()) body[k] = v;
+    }
     body["model"] = model;
     if (mode == GenerateMode::kChat) {
       body["messages"] = ordered_json::array({{{"role", "user"}, {"content", request.context}}});
