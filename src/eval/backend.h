@@ -14,10 +14,11 @@
 namespace referee::eval {
 
 // Why a request failed. Transient failures (HTTP 429, 5xx, timeouts, refused or dropped
-// connections) are worth retrying; permanent ones (other 4xx, malformed responses) are not.
+// connections) are worth retrying; permanent ones are not: the endpoint refused the request
+// (other 4xx: a wrong model name, a prompt too long) or answered something malformed.
 class BackendError : public std::exception {
  public:
-  enum class Kind { kTransient, kPermanent };
+  enum class Kind { kTransient, kPermanent, kMalformed };
   BackendError(Kind kind, std::string endpoint, std::string message,
                std::optional<double> retry_after_s = std::nullopt);
 

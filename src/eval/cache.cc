@@ -90,7 +90,16 @@ ordered_json RequestCache::canonical_request(const Request& r, const std::string
 
 std::string RequestCache::key(const Request& r, const std::string& model_identity) {
   const std::string text = canonical_request(r, model_identity).dump(-1, ' ', false, json::error_handler_t::replace);
-  return hash_bytes(std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size())).hex();
+  // JSON cannot carry bytes that are not UTF-8 (they become U+FFFD above), so the raw context and
+  // continuation are hashed too, length-prefixed: texts differing only in such bytes never share
+  // a key.
+  Hasher h;
+  h.update(text);
+  h.update(fmt::format("\n{}:", r.context.size()));
+  h.update(r.context);
+  h.update(fmt::format("\n{}:", r.continuation.size()));
+  h.update(r.continuation);
+  return h.digest().hex();
 }
 
 struct RequestCache::Impl {

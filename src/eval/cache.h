@@ -2,6 +2,7 @@
 // killed at any moment resumes without re-sending what was answered, and reruns cost nothing.
 //   key      XXH3-128 (hex) of the request's canonical JSON: request type, context,
 //            continuation, generation settings (generate_until only), model identity, repeat
+//            (and the raw context and continuation bytes, which JSON cannot always carry)
 //   request  that canonical JSON (a cache can be audited: what was asked, of which model)
 //   response the Response as JSON; created: seconds since the epoch
 // Writes are buffered and committed in transactions at least every flush_interval (a background

@@ -88,7 +88,7 @@ struct EngineBackend::Impl {
     const auto max = model->shape().max_positions;
     engine::SamplingOptions o;
     o.max_tokens = std::clamp<int64_t>(g.max_gen_toks, 0, max - 1);
-    o.temperature = g.do_sample || g.temperature > 0 ? g.temperature : 0;
+    o.temperature = g.temperature;  // 0: greedy
     o.top_p = g.top_p;
     o.seed = g.seed.value_or(0);
     o.stop = g.until;

@@ -3,8 +3,10 @@
 // loglikelihood tokenises context and continuation separately and scores the continuation's
 // tokens after the context's, as lm-evaluation-harness does for Hugging Face models; an empty
 // context is replaced by the end-of-text token (or beginning-of-text when there is none).
-// loglikelihood_rolling scores every token of the text after that same prefix token, in windows
-// of the model's context length (lm-evaluation-harness's rolling windows with context_len 1).
+// loglikelihood_rolling scores every token of the text after that same prefix token, in disjoint
+// windows each conditioned on the one token before it (lm-evaluation-harness's rolling windows
+// with context_len 1; its windows predict max_length tokens, these max_length - 1, so texts longer
+// than the context split at slightly different places).
 // generate_until generates greedily or sampled (temperature, top_p, seed) up to max_gen_toks,
 // ending before the first stop string.
 #pragma once

@@ -106,9 +106,17 @@ std::vector<Response> execute(const std::vector<Request>& requests, Backend& bac
                 const std::string where = fmt::format("task '{}' doc {} (request {}{})", request.task, request.doc_id,
                                                       request.index,
                                                       request.repeat ? fmt::format(", repeat {}", request.repeat) : "");
-                const std::string what =
-                    e.transient() ? fmt::format("gave up after {} retries: {}", attempt, e.what()) : e.what();
-                failure = std::make_exception_ptr(Error::io(where, what));
+                // Retries spent: the endpoint is unreachable or overloaded (an I/O failure); refused:
+                // the request does not suit the endpoint (fix the configuration); malformed: the
+                // endpoint cannot be trusted as it is.
+                if (e.transient()) {
+                  failure = std::make_exception_ptr(
+                      Error::io(where, fmt::format("gave up after {} retries: {}", attempt, e.what())));
+                } else if (e.kind() == BackendError::Kind::kMalformed) {
+                  failure = std::make_exception_ptr(Error::corrupt(where, e.what()));
+                } else {
+                  failure = std::make_exception_ptr(Error::invalid_argument(where, e.what()));
+                }
               }
               stop = true;
             }

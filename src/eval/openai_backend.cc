@@ -91,7 +91,7 @@ std::optional<double> retry_after(const httplib::Response& res) {
 }
 
 [[noreturn]] void malformed(const std::string& endpoint, const std::string& what) {
-  throw BackendError(BackendError::Kind::kPermanent, endpoint, "malformed response: " + what);
+  throw BackendError(BackendError::Kind::kMalformed, endpoint, "malformed response: " + what);
 }
 
 const json& field(const json& j, const char* key, const std::string& endpoint, const char* where) {
@@ -107,7 +107,9 @@ ordered_json openai_request_body(const Request& request, const std::string& mode
     const auto& g = request.generation;
     // Task-specific keys (chat_template_kwargs, presence_penalty, ...) go through untouched; the
     // normalised settings below are written after them.
-    for (const auto& [k, v] : g.extra.items()) body[k] = v;
+    if (g.extra.is_object()) {
+      for (const auto& [k, v] : g.extra.items()) body[k] = v;
+    }
     body["model"] = model;
     if (mode == GenerateMode::kChat) {
       body["messages"] = ordered_json::array({{{"role", "user"}, {"content", request.context}}});

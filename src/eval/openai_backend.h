@@ -2,7 +2,10 @@
 //   loglikelihood          POST /v1/completions, prompt = context + continuation, echo, logprobs 1,
 //                          max_tokens 0: the continuation's tokens are those whose text_offset is
 //                          at or past the context's length in bytes
-//   loglikelihood_rolling  the same, the whole text's token log-probabilities summed
+//   loglikelihood_rolling  the same, the whole text's token log-probabilities summed (the first
+//                          token has none: unlike lm-evaluation-harness, which sends token ids
+//                          after an end-of-text token, no prefix token is sent, so the first
+//                          token goes unscored; texts longer than the endpoint's context fail)
 //   generate_until         POST /v1/completions or /v1/chat/completions (GenerateMode)
 // Several base URLs serve one model (a cluster): each has its own bound on requests in flight and
 // a request goes to the endpoint with the fewest in flight; an endpoint that failed transiently
@@ -56,7 +59,7 @@ class OpenAiBackend : public Backend {
 // The request body the backend sends for `request` (exposed for tests and --dry-run).
 nlohmann::ordered_json openai_request_body(const Request& request, const std::string& model, GenerateMode mode);
 
-// Parses an endpoint's 200 answer to `request`'s body; throws BackendError (permanent) naming
+// Parses an endpoint's 200 answer to `request`'s body; throws BackendError (kMalformed) naming
 // `endpoint` when it is not the shape OpenAI's API documents.
 Response parse_openai_response(const Request& request, const std::string& body, GenerateMode mode,
                                const ReasoningTags& reasoning, const std::string& endpoint);

@@ -219,8 +219,9 @@ TEST(OpenAiBackend, ClassifiesFailuresAsTransientOrPermanent) {
   EXPECT_FALSE(e.transient());
   EXPECT_NE(e.message().find("prompt too long"), std::string::npos) << e.message();
   EXPECT_EQ(e.endpoint(), server.url());
+  EXPECT_EQ(e.kind(), BackendError::Kind::kPermanent);
   r.context = "garbage";
-  EXPECT_FALSE(failure_of(backend, r).transient());
+  EXPECT_EQ(failure_of(backend, r).kind(), BackendError::Kind::kMalformed);
   e = failure_of(backend, ll("shape", "x"));
   EXPECT_FALSE(e.transient());
   EXPECT_NE(e.message().find("logprobs"), std::string::npos) << e.message();
@@ -232,6 +233,41 @@ TEST(OpenAiBackend, ClassifiesFailuresAsTransientOrPermanent) {
 
   OpenAiBackend refused(options_for({"http://127.0.0.1:1"}));
   EXPECT_TRUE(failure_of(refused, gen("x")).transient());
+}
+
+// Whatever an endpoint sends, parsing either succeeds or throws BackendError (the fuzz target
+// fuzz/fuzz_openai_response.cc explores further).
+TEST(ParseOpenAiResponse, MutatedAnswersOnlyEverFailCleanly) {
+  const std::string valid = ScriptedServer::echo_answer("abc def").dump();
+  const std::string chat = R"({"choices":[{"message":{"content":"<think>x</think>y"},"finish_reason":"stop"}]})";
+  referee::testing::SplitMix64 rng(42);
+  const char alphabet[] = "{}[]\",:0123456789-.eEnulltruefalse \\\"";
+  size_t parsed = 0;
+  for (int i = 0; i < 3000; ++i) {
+    std::string body = i % 2 ? valid : chat;
+    const int edits = 1 + static_cast<int>(rng.next() % 4);
+    for (int k = 0; k < edits && !body.empty(); ++k) {
+      const size_t at = rng.next() % body.size();
+      switch (rng.next() % 3) {
+        case 0: body[at] = alphabet[rng.next() % (sizeof alphabet - 1)]; break;
+        case 1: body.erase(at, 1 + rng.next() % 8); break;
+        default: body.insert(at, 1, alphabet[rng.next() % (sizeof alphabet - 1)]); break;
+      }
+    }
+    for (const auto type : {RequestType::kLoglikelihood, RequestType::kLoglikelihoodRolling, RequestType::kGenerateUntil}) {
+      Request r = ll("abc", " def");
+      r.type = type;
+      for (const auto mode : {GenerateMode::kCompletions, GenerateMode::kChat}) {
+        try {
+          (void)parse_openai_response(r, body, mode, {}, "fuzz");
+          ++parsed;
+        } catch (const BackendError& e) {
+          EXPECT_EQ(e.kind(), BackendError::Kind::kMalformed);
+        }
+      }
+    }
+  }
+  EXPECT_GT(parsed, 0u);
 }
 
 TEST(OpenAiBackend, SendsTheApiKeyAndNeverShowsIt) {

@@ -63,6 +63,9 @@ TEST(RequestCacheKey, DependsOnEverythingThatChangesTheAnswerAndNothingElse) {
   // Context and continuation cannot trade characters and collide.
   EXPECT_NE(RequestCache::key(req("ab", "c"), "m"), RequestCache::key(req("a", "bc"), "m"));
 
+  // Bytes that are not UTF-8 (which JSON cannot carry) still tell keys apart.
+  EXPECT_NE(RequestCache::key(req("a\xff"), "m"), RequestCache::key(req("a\xfe"), "m"));
+
   Request g = base;
   g.type = RequestType::kGenerateUntil;
   Request g2 = g;

@@ -7,6 +7,7 @@
 #include <atomic>
 
 #include "eval/backend_test_servers.h"  // tests/eval
+#include "eval/engine_backend.h"
 #include "eval/executor.h"
 #include "eval/openai_backend.h"
 #include "testing/helpers.h"
@@ -261,6 +262,23 @@ TEST(Execute, ADeadEndpointsRequestsAreRetriedOnTheLiveOne) {
   EXPECT_EQ(out.size(), 12u);
   EXPECT_EQ(live.requests(), 12u);
   EXPECT_GE(stats.retried, 1u);
+}
+
+TEST(Execute, TheEngineBackendThroughTheCache) {
+  TempDir dir;
+  EngineBackend engine({referee::testing::tiny_model_dir(), 2, {}});
+  auto reqs = requests(6);
+  for (auto& r : reqs) r.generation.max_gen_toks = 4;
+  RequestCache cache(dir / "cache.sqlite");
+  const auto first = execute(reqs, engine, &cache, fast());
+  ExecuteStats stats;
+  const auto second = execute(reqs, engine, &cache, fast(), &stats);
+  EXPECT_EQ(stats.cached, 6u);
+  EXPECT_EQ(stats.sent, 0u);
+  expect_same(first, second);
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    if (reqs[i].type == RequestType::kLoglikelihood) EXPECT_LT(first[i].logprob, 0);
+  }
 }
 
 TEST(Execute, NothingToDoIsFine) {
