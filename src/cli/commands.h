@@ -15,6 +15,7 @@ void register_generate(CLI::App& app);
 void register_serve_model(CLI::App& app);
 void register_zoo(CLI::App& app);
 void register_trace(CLI::App& app);
+void register_eval(CLI::App& app);
 
 // Called by register_*: the function run when `sub` is the chosen subcommand.
 void set_runner(CLI::App* sub, std::function<int()> run);

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   referee::cli::register_serve_model(app);
   referee::cli::register_zoo(app);
   referee::cli::register_trace(app);
+  referee::cli::register_eval(app);
 
   try {
     app.parse(argc, argv);

@@ -436,6 +436,7 @@ struct OpenAiServer::Impl {
       res.set_content(error_body({res.status, message}).dump(), "application/json");
     });
     http.set_payload_max_length(64ull << 20);
+    http.set_tcp_nodelay(true);  // small responses must not wait for a delayed ACK (~40 ms each)
     const unsigned threads = options.http_threads;
     http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   }

@@ -296,6 +296,8 @@ struct OpenAiBackend::Impl {
     c->set_read_timeout(us);
     c->set_write_timeout(us);
     c->set_keep_alive(true);
+    // Without it, Nagle and delayed ACKs hold a small request body back ~40 ms on each request.
+    c->set_tcp_nodelay(true);
     if (!api_key.empty()) c->set_bearer_token_auth(api_key);
     return c;
   }
