@@ -437,6 +437,8 @@ struct OpenAiServer::Impl {
     });
     http.set_payload_max_length(64ull << 20);
     http.set_tcp_nodelay(true);  // small responses must not wait for a delayed ACK (~40 ms each)
+    // Benchmark clients keep a connection for thousands of requests; httplib closes it after 5.
+    http.set_keep_alive_max_count(100000);
     const unsigned threads = options.http_threads;
     http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   }
