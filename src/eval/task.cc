@@ -374,9 +374,10 @@ bool metric_higher_is_better(const std::string& metric) {
            metric == "bits_per_byte");
 }
 
-void parse_generation(const Field& f, TaskConfig& c) {
+// Returns whether the file set `until`.
+bool parse_generation(const Field& f, TaskConfig& c) {
   ojson j = to_json(f, f.node);
-  if (j.is_null()) return;
+  if (j.is_null()) return false;
   if (!j.is_object()) throw corrupt(at(f), "'generation_kwargs' must be a mapping");
   bool has_until = false;
   for (const auto& [key, v] : j.items()) {
@@ -419,8 +420,7 @@ void parse_generation(const Field& f, TaskConfig& c) {
       c.generation.extra[key] = v;
     }
   }
-  // lm-eval: generation_kwargs without `until` stop at the few-shot delimiter (filled in at the end).
-  if (!has_until) c.generation.until = {"\x01<fewshot_delimiter>"};
+  return has_until;
 }
 
 void parse_filters(const Field& f, TaskConfig& c) {
@@ -606,7 +606,7 @@ Parsed interpret(std::vector<Field> fields, const fs::path& source, Loader& load
     }
   }
   const Field* metric_field = nullptr;
-  bool has_generation_kwargs = false;
+  bool has_generation_kwargs = false, has_until = false;
   for (const auto& f : fields) {
     const std::string& k = f.key;
     if (k == "task") {
@@ -693,7 +693,7 @@ Parsed interpret(std::vector<Field> fields, const fs::path& source, Loader& load
       }
     } else if (k == "generation_kwargs") {
       has_generation_kwargs = !is_null(f);
-      parse_generation(f, c);
+      has_until = parse_generation(f, c);
     } else if (k == "repeats") {
       c.repeats = get_int(f, 1, kMaxRepeats);
     } else if (k == "filter_list") {
@@ -744,7 +744,8 @@ Parsed interpret(std::vector<Field> fields, const fs::path& source, Loader& load
       c.generation.until = {c.fewshot_delimiter};
       c.generation.do_sample = false;
       c.generation.temperature = 0;
-    } else if (c.generation.until.size() == 1 && c.generation.until[0] == "\x01<fewshot_delimiter>") {
+    } else if (!has_until) {
+      // lm-eval: generation_kwargs without `until` stop at the few-shot delimiter.
       c.generation.until = {c.fewshot_delimiter};
     }
   } else if (has_generation_kwargs) {
@@ -879,35 +880,47 @@ TaskConfig parse_task_yaml(std::string_view text, const fs::path& source) {
 
 TaskConfig load_task_file(const fs::path& yaml) { return parse_task_yaml(read_file(yaml), yaml); }
 
-void TaskRegistry::add_file(const fs::path& yaml) {
+namespace {
+
+// The task or group of one file of a directory; nullopt for a template without `task`/`group`.
+std::optional<Parsed> load_entry(const fs::path& yaml, std::vector<std::string>& warnings) {
   std::string text = read_file(yaml);
-  // A file with neither `task` nor `group` at the top is a shared template for include.
   {
     const YAML::Node root = parse_yaml(text, yaml);
     if (!root.IsMap() || (!root["task"] && !root["group"])) {
-      warnings_.push_back(fmt::format("{}: no 'task' or 'group' field; skipped (a template for "
-                                      "include?)", yaml.string()));
-      return;
+      warnings.push_back(fmt::format("{}: no 'task' or 'group' field; skipped (a template for "
+                                     "include?)", yaml.string()));
+      return std::nullopt;
     }
   }
-  Parsed p = parse_any(text, yaml);
+  return parse_any(text, yaml);
+}
+
+void insert(Parsed p, const fs::path& yaml, std::vector<TaskConfig>& tasks,
+            std::vector<GroupConfig>& groups) {
   if (p.is_group) {
-    for (const auto& g : groups_) {
+    for (const auto& g : groups) {
       if (g.name == p.group.name) {
         throw invalid_argument(yaml.string(), "group '{}' is also defined in {}", g.name,
                                g.source.string());
       }
     }
-    groups_.push_back(std::move(p.group));
+    groups.push_back(std::move(p.group));
     return;
   }
-  for (const auto& t : tasks_) {
+  for (const auto& t : tasks) {
     if (t.name == p.task.name) {
       throw invalid_argument(yaml.string(), "task '{}' is also defined in {}", t.name,
                              t.source.string());
     }
   }
-  tasks_.push_back(std::move(p.task));
+  tasks.push_back(std::move(p.task));
+}
+
+}  // namespace
+
+void TaskRegistry::add_file(const fs::path& yaml) {
+  if (auto p = load_entry(yaml, warnings_)) insert(std::move(*p), yaml, tasks_, groups_);
 }
 
 void TaskRegistry::add_directory(const fs::path& directory) {
@@ -925,7 +938,32 @@ void TaskRegistry::add_directory(const fs::path& directory) {
   }
   if (ec) throw Error::io(directory.string(), ec.message());
   std::sort(files.begin(), files.end());
-  for (const auto& f : files) add_file(f);
+  for (const auto& f : files) {
+    std::optional<Parsed> p;
+    try {
+      p = load_entry(f, warnings_);
+    } catch (const Error& e) {
+      UnavailableTask u;
+      u.source = f;
+      u.kind = e.kind();
+      u.error = e.message();
+      try {
+        const YAML::Node root = parse_yaml(read_file(f), f);
+        for (const char* key : {"task", "group"}) {
+          if (root.IsMap() && root[key] && root[key].IsScalar()) {
+            u.name = root[key].Scalar();
+            break;
+          }
+        }
+      } catch (const Error&) {
+      } catch (const YAML::Exception&) {
+      }
+      warnings_.push_back(fmt::format("{}: not loaded: {}", f.string(), e.message()));
+      unavailable_.push_back(std::move(u));
+      continue;
+    }
+    if (p) insert(std::move(*p), f, tasks_, groups_);
+  }
 }
 
 void TaskRegistry::collect(const std::string& name, int depth,
@@ -953,6 +991,9 @@ void TaskRegistry::collect(const std::string& name, int depth,
       for (const auto& member : g.tasks) collect(member, depth + 1, out);
       return;
     }
+  }
+  for (const auto& u : unavailable_) {
+    if (u.name == name) throw Error(u.kind, u.error);
   }
   throw Error::not_found(name, fmt::format("no task, tag or group of that name ({} tasks loaded)",
                                            tasks_.size()));
