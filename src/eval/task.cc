@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "util/error.h"
+#include "util/utf8.h"
 
 namespace referee::eval {
 
@@ -108,7 +109,7 @@ std::optional<double> yaml_float(const std::string& s) {
 void check_tag(const Field& f, const YAML::Node& n) {
   const std::string& tag = n.Tag();
   if (tag.empty() || tag == "?" || tag == "!" || tag.rfind("tag:yaml.org,2002:", 0) == 0) return;
-  std::string shown = n.IsScalar() ? fmt::format("{} {}", tag, n.Scalar()) : tag;
+  std::string shown = n.IsScalar() ? fmt::format("{} {}", tag, printable_utf8(n.Scalar())) : tag;
   if (tag == "!function") {
     throw not_supported(at(f.file, n.Mark()),
                         "'{}: {}' names Python code, which referee does not run; write the field "
@@ -117,6 +118,16 @@ void check_tag(const Field& f, const YAML::Node& n) {
   }
   throw not_supported(at(f.file, n.Mark()), "'{}' uses the YAML tag '{}', which referee does not "
                       "support", f.key, tag);
+}
+
+// A scalar's text; yaml-cpp writes some escapes (\xNN, \_) as raw bytes, so check it again.
+const std::string& scalar_text(const Field& f, const YAML::Node& n) {
+  const std::string& s = n.Scalar();
+  if (!is_valid_utf8(s)) {
+    throw corrupt(at(f.file, n.Mark()), "'{}' is not valid UTF-8 (write escapes as \\uXXXX)",
+                  f.key);
+  }
+  return s;
 }
 
 // Converts a YAML value to JSON with PyYAML's scalar types; checks tags and bounds.
@@ -135,7 +146,7 @@ ojson to_json(const Field& f, const YAML::Node& n, int depth = 0) {
     case YAML::NodeType::Null:
       return nullptr;
     case YAML::NodeType::Scalar: {
-      const std::string& s = n.Scalar();
+      const std::string& s = scalar_text(f, n);
       if (!is_plain(n)) return s;
       if (auto b = yaml_bool(s)) return *b;
       if (auto i = yaml_int(s)) return *i;
@@ -160,7 +171,7 @@ ojson to_json(const Field& f, const YAML::Node& n, int depth = 0) {
         if (!kv.first.IsScalar()) {
           throw corrupt(at(f.file, kv.first.Mark()), "'{}' has a key that is not a string", f.key);
         }
-        o[kv.first.Scalar()] = to_json(f, kv.second, depth + 1);
+        o[scalar_text(f, kv.first)] = to_json(f, kv.second, depth + 1);
       }
       return o;
     }
@@ -176,7 +187,7 @@ bool is_null(const Field& f) {
 std::string get_string(const Field& f) {
   check_tag(f, f.node);
   if (!f.node.IsScalar()) throw corrupt(at(f), "'{}' must be a string", f.key);
-  return f.node.Scalar();
+  return scalar_text(f, f.node);
 }
 
 std::optional<std::string> get_optional_string(const Field& f) {
@@ -217,6 +228,8 @@ YAML::Node parse_yaml(std::string_view text, const fs::path& file) {
     throw corrupt(file.string(), "the file has {} bytes; a task file may have at most {}",
                   text.size(), kMaxFileBytes);
   }
+  // YAML is Unicode text (PyYAML refuses other bytes too), and every value ends up in JSON.
+  if (!is_valid_utf8(text)) throw corrupt(file.string(), "the file is not valid UTF-8 text");
   // yaml-cpp recurses per nesting level; refuse deep flow nesting before it sees the text.
   int depth = 0, max_depth = 0;
   for (char c : text) {
@@ -272,7 +285,7 @@ struct Loader {
     std::optional<Field> include;
     for (const auto& kv : root) {
       if (!kv.first.IsScalar()) throw corrupt(at(file, kv.first.Mark()), "a field name must be a string");
-      Field f{kv.first.Scalar(), kv.second, file};
+      Field f{printable_utf8(kv.first.Scalar()), kv.second, file};
       check_tag(f, kv.first);
       for (const auto& seen : own) {
         if (seen.key == f.key) throw corrupt(at(f), "the field '{}' is given twice", f.key);
@@ -951,7 +964,7 @@ void TaskRegistry::add_directory(const fs::path& directory) {
         const YAML::Node root = parse_yaml(read_file(f), f);
         for (const char* key : {"task", "group"}) {
           if (root.IsMap() && root[key] && root[key].IsScalar()) {
-            u.name = root[key].Scalar();
+            u.name = printable_utf8(root[key].Scalar());
             break;
           }
         }

@@ -290,6 +290,8 @@ TEST(TaskFile, BadYamlAndMissingFieldsAreNamed) {
   EXPECT_TRUE(contains(m, "neither test_split nor validation_split")) << m;
   m = message_of([] { parse_task_yaml("task: t\ntask: u\n", "t.yaml"); });
   EXPECT_TRUE(contains(m, "given twice") || contains(m, "not valid YAML")) << m;
+  m = message_of([] { parse_task_yaml("task: t\ndescription: \"\xff\"\n", "t.yaml"); });
+  EXPECT_TRUE(contains(m, "t.yaml: malformed: the file is not valid UTF-8 text")) << m;
   m = message_of([] { parse_task_yaml(std::string(100000, '['), "t.yaml"); });
   EXPECT_TRUE(contains(m, "nest")) << m;
 }
