@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "util/error.h"
+#include "util/utf8.h"
 
 namespace referee::eval {
 
@@ -108,7 +109,7 @@ std::optional<double> yaml_float(const std::string& s) {
 void check_tag(const Field& f, const YAML::Node& n) {
   const std::string& tag = n.Tag();
   if (tag.empty() || tag == "?" || tag == "!" || tag.rfind("tag:yaml.org,2002:", 0) == 0) return;
-  std::string shown = n.IsScalar() ? fmt::format("{} {}", tag, n.Scalar()) : tag;
+  std::string shown = n.IsScalar() ? fmt::format("{} {}", tag, printable_utf8(n.Scalar())) : tag;
   if (tag == "!function") {
     throw not_supported(at(f.file, n.Mark()),
                         "'{}: {}' names Python code, which referee does not run; write the field "
@@ -117,6 +118,16 @@ void check_tag(const Field& f, const YAML::Node& n) {
   }
   throw not_supported(at(f.file, n.Mark()), "'{}' uses the YAML tag '{}', which referee does not "
                       "support", f.key, tag);
+}
+
+// A scalar's text; yaml-cpp writes some escapes (\xNN, \_) as raw bytes, so check it again.
+const std::string& scalar_text(const Field& f, const YAML::Node& n) {
+  const std::string& s = n.Scalar();
+  if (!is_valid_utf8(s)) {
+    throw corrupt(at(f.file, n.Mark()), "'{}' is not valid UTF-8 (write escapes as \\uXXXX)",
+                  f.key);
+  }
+  return s;
 }
 
 // Converts a YAML value to JSON with PyYAML's scalar types; checks tags and bounds.
@@ -135,7 +146,7 @@ ojson to_json(const Field& f, const YAML::Node& n, int depth = 0) {
     case YAML::NodeType::Null:
       return nullptr;
     case YAML::NodeType::Scalar: {
-      const std::string& s = n.Scalar();
+      const std::string& s = scalar_text(f, n);
       if (!is_plain(n)) return s;
       if (auto b = yaml_bool(s)) return *b;
       if (auto i = yaml_int(s)) return *i;
@@ -160,7 +171,7 @@ ojson to_json(const Field& f, const YAML::Node& n, int depth = 0) {
         if (!kv.first.IsScalar()) {
           throw corrupt(at(f.file, kv.first.Mark()), "'{}' has a key that is not a string", f.key);
         }
-        o[kv.first.Scalar()] = to_json(f, kv.second, depth + 1);
+        o[scalar_text(f, kv.first)] = to_json(f, kv.second, depth + 1);
       }
       return o;
     }
@@ -176,7 +187,7 @@ bool is_null(const Field& f) {
 std::string get_string(const Field& f) {
   check_tag(f, f.node);
   if (!f.node.IsScalar()) throw corrupt(at(f), "'{}' must be a string", f.key);
-  return f.node.Scalar();
+  return scalar_text(f, f.node);
 }
 
 std::optional<std::string> get_optional_string(const Field& f) {
@@ -217,6 +228,8 @@ YAML::Node parse_yaml(std::string_view text, const fs::path& file) {
     throw corrupt(file.string(), "the file has {} bytes; a task file may have at most {}",
                   text.size(), kMaxFileBytes);
   }
+  // YAML is Unicode text (PyYAML refuses other bytes too), and every value ends up in JSON.
+  if (!is_valid_utf8(text)) throw corrupt(file.string(), "the file is not valid UTF-8 text");
   // yaml-cpp recurses per nesting level; refuse deep flow nesting before it sees the text.
   int depth = 0, max_depth = 0;
   for (char c : text) {
@@ -272,7 +285,7 @@ struct Loader {
     std::optional<Field> include;
     for (const auto& kv : root) {
       if (!kv.first.IsScalar()) throw corrupt(at(file, kv.first.Mark()), "a field name must be a string");
-      Field f{kv.first.Scalar(), kv.second, file};
+      Field f{printable_utf8(kv.first.Scalar()), kv.second, file};
       check_tag(f, kv.first);
       for (const auto& seen : own) {
         if (seen.key == f.key) throw corrupt(at(f), "the field '{}' is given twice", f.key);
@@ -374,9 +387,10 @@ bool metric_higher_is_better(const std::string& metric) {
            metric == "bits_per_byte");
 }
 
-void parse_generation(const Field& f, TaskConfig& c) {
+// Returns whether the file set `until`.
+bool parse_generation(const Field& f, TaskConfig& c) {
   ojson j = to_json(f, f.node);
-  if (j.is_null()) return;
+  if (j.is_null()) return false;
   if (!j.is_object()) throw corrupt(at(f), "'generation_kwargs' must be a mapping");
   bool has_until = false;
   for (const auto& [key, v] : j.items()) {
@@ -419,8 +433,7 @@ void parse_generation(const Field& f, TaskConfig& c) {
       c.generation.extra[key] = v;
     }
   }
-  // lm-eval: generation_kwargs without `until` stop at the few-shot delimiter (filled in at the end).
-  if (!has_until) c.generation.until = {"\x01<fewshot_delimiter>"};
+  return has_until;
 }
 
 void parse_filters(const Field& f, TaskConfig& c) {
@@ -606,7 +619,7 @@ Parsed interpret(std::vector<Field> fields, const fs::path& source, Loader& load
     }
   }
   const Field* metric_field = nullptr;
-  bool has_generation_kwargs = false;
+  bool has_generation_kwargs = false, has_until = false;
   for (const auto& f : fields) {
     const std::string& k = f.key;
     if (k == "task") {
@@ -693,7 +706,7 @@ Parsed interpret(std::vector<Field> fields, const fs::path& source, Loader& load
       }
     } else if (k == "generation_kwargs") {
       has_generation_kwargs = !is_null(f);
-      parse_generation(f, c);
+      has_until = parse_generation(f, c);
     } else if (k == "repeats") {
       c.repeats = get_int(f, 1, kMaxRepeats);
     } else if (k == "filter_list") {
@@ -744,7 +757,8 @@ Parsed interpret(std::vector<Field> fields, const fs::path& source, Loader& load
       c.generation.until = {c.fewshot_delimiter};
       c.generation.do_sample = false;
       c.generation.temperature = 0;
-    } else if (c.generation.until.size() == 1 && c.generation.until[0] == "\x01<fewshot_delimiter>") {
+    } else if (!has_until) {
+      // lm-eval: generation_kwargs without `until` stop at the few-shot delimiter.
       c.generation.until = {c.fewshot_delimiter};
     }
   } else if (has_generation_kwargs) {
@@ -879,35 +893,47 @@ TaskConfig parse_task_yaml(std::string_view text, const fs::path& source) {
 
 TaskConfig load_task_file(const fs::path& yaml) { return parse_task_yaml(read_file(yaml), yaml); }
 
-void TaskRegistry::add_file(const fs::path& yaml) {
+namespace {
+
+// The task or group of one file of a directory; nullopt for a template without `task`/`group`.
+std::optional<Parsed> load_entry(const fs::path& yaml, std::vector<std::string>& warnings) {
   std::string text = read_file(yaml);
-  // A file with neither `task` nor `group` at the top is a shared template for include.
   {
     const YAML::Node root = parse_yaml(text, yaml);
     if (!root.IsMap() || (!root["task"] && !root["group"])) {
-      warnings_.push_back(fmt::format("{}: no 'task' or 'group' field; skipped (a template for "
-                                      "include?)", yaml.string()));
-      return;
+      warnings.push_back(fmt::format("{}: no 'task' or 'group' field; skipped (a template for "
+                                     "include?)", yaml.string()));
+      return std::nullopt;
     }
   }
-  Parsed p = parse_any(text, yaml);
+  return parse_any(text, yaml);
+}
+
+void insert(Parsed p, const fs::path& yaml, std::vector<TaskConfig>& tasks,
+            std::vector<GroupConfig>& groups) {
   if (p.is_group) {
-    for (const auto& g : groups_) {
+    for (const auto& g : groups) {
       if (g.name == p.group.name) {
         throw invalid_argument(yaml.string(), "group '{}' is also defined in {}", g.name,
                                g.source.string());
       }
     }
-    groups_.push_back(std::move(p.group));
+    groups.push_back(std::move(p.group));
     return;
   }
-  for (const auto& t : tasks_) {
+  for (const auto& t : tasks) {
     if (t.name == p.task.name) {
       throw invalid_argument(yaml.string(), "task '{}' is also defined in {}", t.name,
                              t.source.string());
     }
   }
-  tasks_.push_back(std::move(p.task));
+  tasks.push_back(std::move(p.task));
+}
+
+}  // namespace
+
+void TaskRegistry::add_file(const fs::path& yaml) {
+  if (auto p = load_entry(yaml, warnings_)) insert(std::move(*p), yaml, tasks_, groups_);
 }
 
 void TaskRegistry::add_directory(const fs::path& directory) {
@@ -925,7 +951,32 @@ void TaskRegistry::add_directory(const fs::path& directory) {
   }
   if (ec) throw Error::io(directory.string(), ec.message());
   std::sort(files.begin(), files.end());
-  for (const auto& f : files) add_file(f);
+  for (const auto& f : files) {
+    std::optional<Parsed> p;
+    try {
+      p = load_entry(f, warnings_);
+    } catch (const Error& e) {
+      UnavailableTask u;
+      u.source = f;
+      u.kind = e.kind();
+      u.error = e.message();
+      try {
+        const YAML::Node root = parse_yaml(read_file(f), f);
+        for (const char* key : {"task", "group"}) {
+          if (root.IsMap() && root[key] && root[key].IsScalar()) {
+            u.name = printable_utf8(root[key].Scalar());
+            break;
+          }
+        }
+      } catch (const Error&) {
+      } catch (const YAML::Exception&) {
+      }
+      warnings_.push_back(fmt::format("{}: not loaded: {}", f.string(), e.message()));
+      unavailable_.push_back(std::move(u));
+      continue;
+    }
+    if (p) insert(std::move(*p), f, tasks_, groups_);
+  }
 }
 
 void TaskRegistry::collect(const std::string& name, int depth,
@@ -953,6 +1004,9 @@ void TaskRegistry::collect(const std::string& name, int depth,
       for (const auto& member : g.tasks) collect(member, depth + 1, out);
       return;
     }
+  }
+  for (const auto& u : unavailable_) {
+    if (u.name == name) throw Error(u.kind, u.error);
   }
   throw Error::not_found(name, fmt::format("no task, tag or group of that name ({} tasks loaded)",
                                            tasks_.size()));

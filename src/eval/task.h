@@ -51,6 +51,7 @@
 #include "eval/filters.h"
 #include "eval/metrics.h"
 #include "eval/request.h"
+#include "util/error.h"
 
 namespace referee::eval {
 
@@ -117,12 +118,24 @@ TaskConfig load_task_file(const std::filesystem::path& yaml);
 // The same for text already in memory; `source` names it in errors and anchors include.
 TaskConfig parse_task_yaml(std::string_view text, const std::filesystem::path& source);
 
+// A task file of a directory that could not be loaded (e.g. lm-eval's own tasks that run Python
+// through `!function`): kept so that selecting it reports why, while the others stay usable.
+struct UnavailableTask {
+  std::string name;  // the file's `task` (or `group`) when it could be read; else empty
+  std::filesystem::path source;
+  ErrorKind kind = ErrorKind::kNotSupported;
+  std::string error;
+};
+
 class TaskRegistry {
  public:
   // Loads every *.yaml / *.yml under `directory`, recursively, in path order. Files without a
-  // `task` or `group` key (shared templates meant for include) are skipped with a warning.
-  // Throws for a bad file, and for a task name defined twice (naming both files).
+  // `task` or `group` key (shared templates meant for include) are skipped with a warning; a
+  // file that fails to load is recorded in unavailable() and its error is thrown when it is
+  // selected, so one unsupported task does not hide the rest of a directory. Throws for a task
+  // name defined twice (naming both files).
   void add_directory(const std::filesystem::path& directory);
+  // Loads one file; throws its error at once.
   void add_file(const std::filesystem::path& yaml);
   // The task of that name; else every task with that tag; else the tasks of that group
   // (recursively). Throws Error::not_found if nothing matches.
@@ -130,6 +143,7 @@ class TaskRegistry {
   const std::vector<TaskConfig>& tasks() const { return tasks_; }
   const std::vector<GroupConfig>& groups() const { return groups_; }
   const std::vector<std::string>& warnings() const { return warnings_; }
+  const std::vector<UnavailableTask>& unavailable() const { return unavailable_; }
   // One row per task: name, tags, output_type, dataset (path[/name]), version, source file.
   nlohmann::ordered_json list() const;
 
@@ -138,6 +152,7 @@ class TaskRegistry {
   std::vector<TaskConfig> tasks_;
   std::vector<GroupConfig> groups_;
   std::vector<std::string> warnings_;
+  std::vector<UnavailableTask> unavailable_;
 };
 
 class Task {

@@ -175,6 +175,16 @@ doc_to_target: "{{a}}"
   EXPECT_EQ(task.fewshot_split(), "validation");
 }
 
+TEST(TaskFile, GenerationKwargsWithoutUntilStopAtTheFewshotDelimiter) {
+  TaskConfig c = parse_task_yaml("task: t\ndataset_path: d\ntest_split: test\ndoc_to_text: x\n"
+                                 "doc_to_target: y\nfewshot_delimiter: \"\\n###\\n\"\n"
+                                 "generation_kwargs:\n  max_gen_toks: 32\n  top_k: 5\n",
+                                 "t.yaml");
+  EXPECT_EQ(c.generation.until, std::vector<std::string>{"\n###\n"});
+  EXPECT_EQ(c.generation.max_gen_toks, 32);
+  EXPECT_EQ(c.generation.extra["top_k"], 5);
+}
+
 TEST(TaskFile, FunctionTagIsRefusedWithFileLineAndConstruct) {
   TempDir dir;
   write_text(dir / "hellaswag.yaml", R"(task: hellaswag
@@ -280,6 +290,8 @@ TEST(TaskFile, BadYamlAndMissingFieldsAreNamed) {
   EXPECT_TRUE(contains(m, "neither test_split nor validation_split")) << m;
   m = message_of([] { parse_task_yaml("task: t\ntask: u\n", "t.yaml"); });
   EXPECT_TRUE(contains(m, "given twice") || contains(m, "not valid YAML")) << m;
+  m = message_of([] { parse_task_yaml("task: t\ndescription: \"\xff\"\n", "t.yaml"); });
+  EXPECT_TRUE(contains(m, "t.yaml: malformed: the file is not valid UTF-8 text")) << m;
   m = message_of([] { parse_task_yaml(std::string(100000, '['), "t.yaml"); });
   EXPECT_TRUE(contains(m, "nest")) << m;
 }
@@ -339,6 +351,24 @@ metadata:
   EXPECT_EQ(rows[0]["dataset"], "hails/mmlu_no_train/anatomy");
   EXPECT_EQ(rows[0]["version"], 1.0);
   EXPECT_EQ(rows[0]["output_type"], "multiple_choice");
+}
+
+TEST(TaskRegistry, AnUnsupportedFileDoesNotHideTheOthers) {
+  TempDir dir;
+  write_text(dir / "hellaswag.yaml", "task: hellaswag\ndataset_path: h\nvalidation_split: v\n"
+                                     "process_docs: !function utils.process_docs\n"
+                                     "doc_to_text: x\ndoc_to_target: y\n");
+  write_text(dir / "ok.yaml", "task: ok\ndataset_path: d\ntest_split: test\ndoc_to_text: x\n"
+                              "doc_to_target: y\n");
+  TaskRegistry r;
+  r.add_directory(dir.path());
+  EXPECT_EQ(r.tasks().size(), 1u);
+  ASSERT_EQ(r.unavailable().size(), 1u);
+  EXPECT_EQ(r.unavailable()[0].name, "hellaswag");
+  EXPECT_EQ(r.select("ok").size(), 1u);
+  std::string m = message_of([&] { r.select("hellaswag"); });
+  EXPECT_TRUE(contains(m, "hellaswag.yaml: line 4: not supported")) << m;
+  EXPECT_THROW(r.add_file(dir / "hellaswag.yaml"), Error);
 }
 
 TEST(TaskRegistry, DuplicateTaskNamesBothFiles) {
