@@ -289,8 +289,9 @@ HubLookup hub_find(const DatasetRequest& r, const fs::path& base, const std::str
 std::string expected_text(const DatasetRequest& r, const std::string& split) {
   const auto patterns = hub_patterns(r);
   const std::string name = r.dataset_name.value_or("");
-  std::string first = substitute(patterns[0], name, split, lower(r.dataset_path) == "haerae-hub/kmmlu" ? "csv" : "jsonl");
-  return first + fmt::format(" (or .json/.csv, or one of {} other layouts)", patterns.size() - 1);
+  const std::string id = lower(r.dataset_path);
+  const bool csv_release = id == "haerae-hub/kmmlu" || id == "haerae-hub/kmmlu-hard";
+  return substitute(patterns[0], name, split, csv_release ? "csv" : "jsonl");
 }
 
 std::vector<fs::path> hub_split_files(const DatasetRequest& r, const std::string& split) {
@@ -310,8 +311,9 @@ std::vector<fs::path> hub_split_files(const DatasetRequest& r, const std::string
           who, fmt::format("{} holds only parquet files for this split ({}); referee reads the "
                            "JSON Lines, JSON and CSV releases ({})",
                            base.string(), found.parquet[0].string(), kDocs));
-    throw Error::not_found(who, fmt::format("no file under {}; expected {} ({})", base.string(),
-                                            expected_text(r, split), kDocs));
+    throw Error::not_found(who, fmt::format("no file under {}; expected {} ({} for the other "
+                                            "layouts read)",
+                                            base.string(), expected_text(r, split), kDocs));
   }
   if (r.data_roots.empty())
     throw Error::not_found(who, fmt::format("no data directory to look in; download the dataset "

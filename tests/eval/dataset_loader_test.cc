@@ -167,8 +167,8 @@ TEST(HubLayout, MissingSubjectSaysWhatWasExpected) {
   EXPECT_EQ(error_of([&] { load_split(hub("HAERAE-HUB/KMMLU", "Accounting", {dir.path()}), "test"); }),
             "HAERAE-HUB/KMMLU (Accounting, test): not found: no file under " +
                 (dir / "HAERAE-HUB/KMMLU").string() +
-                "; expected data/Accounting-test.csv (or .json/.csv, or one of 9 other layouts) "
-                "(see docs/eval-datasets.md)");
+                "; expected data/Accounting-test.csv (see docs/eval-datasets.md for the other layouts "
+                "read)");
   EXPECT_THAT(error_of([] { load_split(hub("HAERAE-HUB/KMMLU", "Accounting", {}), "test"); }),
               HasSubstr("no data directory to look in"));
 }
