@@ -39,11 +39,16 @@ Error with_prefix(const std::string& prefix, const Error& e) {
   return Error(e.kind(), prefix + ": " + e.message());
 }
 
+char fold(char c, bool fold_case) {
+  return fold_case ? static_cast<char>(std::tolower(static_cast<unsigned char>(c))) : c;
+}
+
 // Shell-style match of one path component: '*' any run, '?' one character, nothing else special.
-bool match_component(std::string_view pattern, std::string_view name) {
+bool match_component(std::string_view pattern, std::string_view name, bool fold_case) {
   size_t p = 0, n = 0, star = std::string_view::npos, mark = 0;
   while (n < name.size()) {
-    if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == name[n])) {
+    if (p < pattern.size() &&
+        (pattern[p] == '?' || fold(pattern[p], fold_case) == fold(name[n], fold_case))) {
       ++p, ++n;
     } else if (p < pattern.size() && pattern[p] == '*') {
       star = p++, mark = n;
@@ -60,9 +65,10 @@ bool match_component(std::string_view pattern, std::string_view name) {
 bool has_glob(std::string_view s) { return s.find_first_of("*?") != std::string_view::npos; }
 
 // Expands `pattern` (components separated by '/', '**' for any depth) under `base`; regular files
-// only, sorted, hidden entries skipped as `datasets` skips them.
+// only, sorted, hidden entries skipped as `datasets` skips them. With `fold_case` every component
+// matches regardless of ASCII case (hub releases spell splits Train.tsv or train.jsonl).
 void glob_into(const fs::path& base, const std::vector<std::string>& parts, size_t i,
-               std::vector<fs::path>& out) {
+               bool fold_case, std::vector<fs::path>& out) {
   std::error_code ec;
   if (i == parts.size()) {
     if (fs::is_regular_file(base, ec)) out.push_back(base);
@@ -70,28 +76,30 @@ void glob_into(const fs::path& base, const std::vector<std::string>& parts, size
   }
   const std::string& part = parts[i];
   if (part == "**") {
-    glob_into(base, parts, i + 1, out);
+    glob_into(base, parts, i + 1, fold_case, out);
     if (!fs::is_directory(base, ec)) return;
     for (fs::directory_iterator it(base, ec), end; !ec && it != end; it.increment(ec)) {
       const std::string name = it->path().filename().string();
       if (name.empty() || name[0] == '.') continue;
-      if (it->is_directory(ec)) glob_into(it->path(), parts, i, out);
+      if (it->is_directory(ec)) glob_into(it->path(), parts, i, fold_case, out);
     }
     return;
   }
-  if (!has_glob(part)) {
-    glob_into(base / part, parts, i + 1, out);
+  if (!has_glob(part) && !fold_case) {
+    glob_into(base / part, parts, i + 1, fold_case, out);
     return;
   }
   if (!fs::is_directory(base, ec)) return;
   for (fs::directory_iterator it(base, ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
     if (name.empty() || name[0] == '.') continue;
-    if (match_component(part, name)) glob_into(it->path(), parts, i + 1, out);
+    if (match_component(part, name, fold_case))
+      glob_into(it->path(), parts, i + 1, fold_case, out);
   }
 }
 
-std::vector<fs::path> glob(const fs::path& base, const std::string& pattern) {
+std::vector<fs::path> glob(const fs::path& base, const std::string& pattern,
+                           bool fold_case = false) {
   std::vector<std::string> parts;
   size_t start = 0;
   while (start <= pattern.size()) {
@@ -102,7 +110,7 @@ std::vector<fs::path> glob(const fs::path& base, const std::string& pattern) {
     start = slash + 1;
   }
   std::vector<fs::path> out;
-  glob_into(pattern.size() && pattern[0] == '/' ? fs::path("/") : base, parts, 0, out);
+  glob_into(pattern.size() && pattern[0] == '/' ? fs::path("/") : base, parts, 0, fold_case, out);
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
@@ -251,13 +259,14 @@ HubLookup hub_find(const DatasetRequest& r, const fs::path& base, const std::str
   for (const auto& alias : aliases ? split_aliases(split) : std::vector<std::string>{split}) {
     for (const auto& pattern : hub_patterns(r)) {
       for (const auto& ext : kExtensions) {
-        auto found = glob(base, substitute(pattern, name, alias, ext));
+        auto found = glob(base, substitute(pattern, name, alias, ext), /*fold_case=*/true);
         if (!found.empty()) {
           out.files = std::move(found);
           return out;
         }
       }
-      if (out.parquet.empty()) out.parquet = glob(base, substitute(pattern, name, alias, "parquet"));
+      if (out.parquet.empty())
+        out.parquet = glob(base, substitute(pattern, name, alias, "parquet"), /*fold_case=*/true);
     }
   }
   // `datasets`' rule for a repository whose file names name no split: everything is train.
@@ -267,7 +276,7 @@ HubLookup hub_find(const DatasetRequest& r, const fs::path& base, const std::str
       bool split_named = false;
       std::vector<fs::path> all;
       for (const auto& ext : kExtensions) {
-        auto found = glob(dir, "**/*." + ext);
+        auto found = glob(dir, "**/*." + ext, /*fold_case=*/true);
         all.insert(all.end(), found.begin(), found.end());
       }
       for (const auto& f : all) {
@@ -289,8 +298,9 @@ HubLookup hub_find(const DatasetRequest& r, const fs::path& base, const std::str
 std::string expected_text(const DatasetRequest& r, const std::string& split) {
   const auto patterns = hub_patterns(r);
   const std::string name = r.dataset_name.value_or("");
-  std::string first = substitute(patterns[0], name, split, lower(r.dataset_path) == "haerae-hub/kmmlu" ? "csv" : "jsonl");
-  return first + fmt::format(" (or .json/.csv, or one of {} other layouts)", patterns.size() - 1);
+  const std::string id = lower(r.dataset_path);
+  const bool csv_release = id == "haerae-hub/kmmlu" || id == "haerae-hub/kmmlu-hard";
+  return substitute(patterns[0], name, split, csv_release ? "csv" : "jsonl");
 }
 
 std::vector<fs::path> hub_split_files(const DatasetRequest& r, const std::string& split) {
@@ -303,15 +313,28 @@ std::vector<fs::path> hub_split_files(const DatasetRequest& r, const std::string
       searched.push_back(base.string());
       continue;
     }
-    auto found = hub_find(r, base, split);
+    if (r.dataset_kwargs.is_object() && r.dataset_kwargs.contains("data_files")) {
+      // The task names the files itself (and maybe data_dir): relative to the repository.
+      DatasetRequest inner = r;
+      inner.task_dir = base;
+      return local_split_files(inner, split);
+    }
+    fs::path where = base;
+    if (auto dir = kwarg_string(r, "data_dir")) {
+      if (dir->find("..") != std::string::npos || fs::path(*dir).is_absolute())
+        throw Error::invalid_argument(who, "dataset_kwargs.data_dir must stay inside the dataset");
+      where = base / *dir;
+    }
+    auto found = hub_find(r, where, split);
     if (!found.files.empty()) return found.files;
     if (!found.parquet.empty())
       throw Error::not_supported(
           who, fmt::format("{} holds only parquet files for this split ({}); referee reads the "
                            "JSON Lines, JSON and CSV releases ({})",
                            base.string(), found.parquet[0].string(), kDocs));
-    throw Error::not_found(who, fmt::format("no file under {}; expected {} ({})", base.string(),
-                                            expected_text(r, split), kDocs));
+    throw Error::not_found(who, fmt::format("no file under {}; expected {} ({} for the other "
+                                            "layouts read)",
+                                            base.string(), expected_text(r, split), kDocs));
   }
   if (r.data_roots.empty())
     throw Error::not_found(who, fmt::format("no data directory to look in; download the dataset "
@@ -353,6 +376,9 @@ Format format_of(const DatasetRequest& r) {
 
 std::vector<fs::path> split_files(const DatasetRequest& request, const std::string& split) {
   const Format format = format_of(request);
+  if (split.empty() || split.find_first_of("/\\*?") != std::string::npos || split == "..")
+    throw Error::invalid_argument(label(request, split),
+                                  "a split name may not be empty or contain '/', '\\', '*' or '?'");
   if (format != Format::kByExtension) return local_split_files(request, split);
   return hub_split_files(request, split);
 }

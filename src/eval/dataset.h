@@ -33,7 +33,7 @@ struct DatasetRequest {
 // Bounds on what one file may make us allocate; defaults suit every released Korean benchmark.
 struct ReadLimits {
   int64_t max_rows = 10'000'000;
-  int64_t max_line_bytes = 64 << 20;           // one JSON line, or one CSV field (16 MiB)
+  int64_t max_line_bytes = 64 << 20;           // one JSON line (a CSV field: at most 16 MiB)
   int64_t max_file_bytes = int64_t{4} << 30;   // a whole JSON document read at once
   int max_depth = 64;                          // JSON nesting
 };

@@ -278,3 +278,52 @@ TEST(DataFile, MalformedLineInAFileNamesFileAndLine) {
 
 }  // namespace
 }  // namespace referee::eval
+
+namespace referee::eval {
+namespace {
+
+// What the fuzz target checks, in a quick deterministic form: mutated and random inputs to every
+// parser end in rows or a referee::Error, never another exception or a crash.
+TEST(Robustness, MutatedInputsOnlyEverThrowRefereeErrors) {
+  const std::vector<std::string> seeds = {
+      "question,answer,A\n\"q, \"\"x\"\"\",1,a\r\n\"multi\nline\",2,b\n",
+      "{\"a\":[1,{\"b\":null}],\"c\":\"한국어\"}\n{\"a\":2}\n",
+      "[{\"x\":1.5e3},{\"x\":true}]",
+      "{\"meta\":{},\"rows\":[{\"q\":\"\\u00e9\"}]}",
+  };
+  testing::SplitMix64 rng(42);
+  ReadLimits limits;
+  limits.max_rows = 100;
+  limits.max_depth = 16;
+  CsvLimits csv_limits;
+  csv_limits.max_rows = 100;
+  csv_limits.max_field_bytes = 256;
+  const std::string alphabet = "\",\n\r{}[]:\\\xEF\xBB\xBF\xC3\xFF 0aTrue";
+  for (int iteration = 0; iteration < 4000; ++iteration) {
+    std::string input = seeds[rng.next() % seeds.size()];
+    const int edits = 1 + static_cast<int>(rng.next() % 6);
+    for (int e = 0; e < edits; ++e) {
+      const size_t pos = input.empty() ? 0 : rng.next() % input.size();
+      const char c = alphabet[rng.next() % alphabet.size()];
+      switch (rng.next() % 3) {
+        case 0: input.insert(input.begin() + static_cast<long>(pos), c); break;
+        case 1: if (!input.empty()) input.erase(pos, 1); break;
+        default: if (!input.empty()) input[pos] = c; break;
+      }
+    }
+    try {
+      switch (iteration % 4) {
+        case 0: parse_csv(input, "m.csv", ',', csv_limits); break;
+        case 1: parse_csv(input, "m.tsv", '\t', csv_limits); break;
+        case 2: parse_json_lines(input, "m.jsonl", limits); break;
+        default: parse_json_file_text(input, "m.json", {}, limits); break;
+      }
+    } catch (const Error&) {
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "non-referee exception '" << e.what() << "' for input: " << input;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace referee::eval

@@ -167,8 +167,8 @@ TEST(HubLayout, MissingSubjectSaysWhatWasExpected) {
   EXPECT_EQ(error_of([&] { load_split(hub("HAERAE-HUB/KMMLU", "Accounting", {dir.path()}), "test"); }),
             "HAERAE-HUB/KMMLU (Accounting, test): not found: no file under " +
                 (dir / "HAERAE-HUB/KMMLU").string() +
-                "; expected data/Accounting-test.csv (or .json/.csv, or one of 9 other layouts) "
-                "(see docs/eval-datasets.md)");
+                "; expected data/Accounting-test.csv (see docs/eval-datasets.md for the other layouts "
+                "read)");
   EXPECT_THAT(error_of([] { load_split(hub("HAERAE-HUB/KMMLU", "Accounting", {}), "test"); }),
               HasSubstr("no data directory to look in"));
 }
@@ -204,11 +204,36 @@ TEST(HubLayout, GenericFallbacks) {
   EXPECT_EQ(load_split(hub("o/nosplit", std::nullopt, {dir.path()}), "train").size(), 2u);
 }
 
+TEST(HubLayout, SplitNamesInFileNamesMatchInAnyCase) {
+  // KoBEST's first release: one TSV per task and split, the split capitalised.
+  testing::TempDir dir;
+  put(dir / "skt/kobest_v1/boolq/SKT_BoolQ_Train.tsv", "paragraph\tquestion\tlabel\np\tq\t1\n");
+  put(dir / "skt/kobest_v1/boolq/SKT_BoolQ_Dev.tsv", "paragraph\tquestion\tlabel\np\tq\t0\n");
+  const auto r = hub("skt/kobest_v1", "boolq", {dir.path()});
+  EXPECT_EQ(load_split(r, "train")[0]["label"], 1);
+  EXPECT_EQ(load_split(r, "validation")[0]["label"], 0);
+}
+
+TEST(HubLayout, DataFilesAndDataDirAreRelativeToTheRepository) {
+  testing::TempDir dir;
+  put(dir / "o/d/odd/place/items.jsonl", "{\"k\":1}\n");
+  put(dir / "o/d/v2/test.jsonl", "{\"k\":2}\n");
+  auto r = hub("o/d", std::nullopt, {dir.path()});
+  r.dataset_kwargs = {{"data_files", {{"test", "odd/place/*.jsonl"}}}};
+  EXPECT_EQ(load_split(r, "test")[0]["k"], 1);
+  r.dataset_kwargs = {{"data_dir", "v2"}};
+  EXPECT_EQ(load_split(r, "test")[0]["k"], 2);
+  r.dataset_kwargs = {{"data_dir", "../x"}};
+  EXPECT_THAT(error_of([&] { load_split(r, "test"); }), HasSubstr("must stay inside the dataset"));
+}
+
 TEST(HubLayout, HostileNamesAreRefused) {
   EXPECT_THAT(error_of([] { load_split(hub("../etc", std::nullopt), "test"); }),
               HasSubstr("a hub dataset is named owner/name"));
   EXPECT_THAT(error_of([] { load_split(hub("o/d", "*"), "test"); }),
               HasSubstr("a config name may not be empty"));
+  EXPECT_THAT(error_of([] { load_split(hub("o/d", std::nullopt), "../test"); }),
+              HasSubstr("a split name may not be empty"));
 }
 
 TEST(HubLayout, IdentityListsFilesWithSizesAndHashes) {
