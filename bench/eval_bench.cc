@@ -90,8 +90,8 @@ LoadResult plain_load(int port, const std::vector<std::string>& bodies, size_t c
       client.set_read_timeout(600, 0);
       for (size_t i = next++; i < bodies.size(); i = next++) {
         auto res = client.Post("/v1/completions", bodies[i], "application/json");
-        // A keep-alive connection the server closed is reopened once, as any HTTP client does.
-        if (!res) res = client.Post("/v1/completions", bodies[i], "application/json");
+        // A keep-alive connection the server closed is reopened, as any HTTP client does.
+        for (int retry = 0; !res && retry < 3; ++retry) res = client.Post("/v1/completions", bodies[i], "application/json");
         if (!res || res->status != 200) {
           std::lock_guard lock(error_mutex);
           if (error.empty()) error = res ? fmt::format("HTTP {}: {}", res->status, res->body) : httplib::to_string(res.error());

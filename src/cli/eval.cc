@@ -217,19 +217,19 @@ int run_eval_command(const EvalArgs& a) {
     fmt::print("{}\n", outcome.results.dump(2, ' ', false, ordered_json::error_handler_t::replace));
     return 0;
   }
-  size_t w = 4;
-  for (const auto& s : outcome.summary) w = std::max(w, s.task.size());
+  size_t w = std::string("micro average").size(), wm = std::string("(first metrics)").size();
+  for (const auto& s : outcome.summary) w = std::max(w, s.task.size()), wm = std::max(wm, s.metric.size());
   const bool has_reference = !a.reference.empty();
-  fmt::print("{:<{}}  {:<16}  {:>7}  {:>8}  {:>6}{}\n", "task", w, "metric", "value", "stderr", "n", has_reference ? "  % of reference" : "");
+  fmt::print("{:<{}}  {:<{}}  {:>7}  {:>8}  {:>6}{}\n", "task", w, "metric", wm, "value", "stderr", "n", has_reference ? "  % of reference" : "");
   for (const auto& s : outcome.summary) {
-    fmt::print("{:<{}}  {:<16}  {:>7}  {:>8}  {:>6}{}\n", s.task, w, s.metric, fixed(s.value, 4),
+    fmt::print("{:<{}}  {:<{}}  {:>7}  {:>8}  {:>6}{}\n", s.task, w, s.metric, wm, fixed(s.value, 4),
                s.stderr_value ? fixed(*s.stderr_value, 4) : "N/A", s.n,
                has_reference ? fmt::format("  {:>15}", s.relative_to_reference ? fixed(100.0 * *s.relative_to_reference, 1) + "%" : "-") : "");
   }
   const auto& av = outcome.results["averages"];
   if (av.contains("macro")) {
-    fmt::print("{:<{}}  {:<16}  {:>7}\n", "macro average", w, "(first metrics)", fixed(av["macro"]["value"].get<double>(), 4));
-    fmt::print("{:<{}}  {:<16}  {:>7}\n", "micro average", w, "(by documents)", fixed(av["micro"]["value"].get<double>(), 4));
+    fmt::print("{:<{}}  {:<{}}  {:>7}\n", "macro average", w, "(first metrics)", wm, fixed(av["macro"]["value"].get<double>(), 4));
+    fmt::print("{:<{}}  {:<{}}  {:>7}\n", "micro average", w, "(by documents)", wm, fixed(av["micro"]["value"].get<double>(), 4));
   }
   if (has_reference && outcome.results.contains("relative_to_reference")) {
     const auto& r = outcome.results["relative_to_reference"];

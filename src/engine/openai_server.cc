@@ -456,12 +456,22 @@ void OpenAiServer::stop() { impl_->http.stop(); }
 int OpenAiServer::run(bool handle_signals) {
   auto& http = impl_->http;
   int port = impl_->options.port;
+  // Debian's cpp-httplib is a shared library that listens with a backlog of 5: a client opening
+  // 64 connections at once overflows it, and each dropped SYN costs that client a one-second
+  // retransmission. The listening socket is remembered when httplib creates it, and listen() is
+  // called again once bound, which on Linux just raises the backlog.
+  socket_t listening = INVALID_SOCKET;
+  http.set_socket_options([&listening](socket_t sock) {
+    httplib::default_socket_options(sock);
+    listening = sock;
+  });
   if (port == 0) {
     port = http.bind_to_any_port(impl_->options.host);
   } else if (!http.bind_to_port(impl_->options.host, port)) {
     throw Error::io(fmt::format("{}:{}", impl_->options.host, port), "cannot listen (port in use?)");
   }
   if (port < 0) throw Error::io(impl_->options.host, "cannot listen");
+  if (listening != INVALID_SOCKET) ::listen(listening, 1024);
   std::thread watcher;
   sigset_t signals;
   if (handle_signals) {
