@@ -15,24 +15,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// The message of the referee::Error that `f` throws (fails the test if it throws nothing).
-// Writes `text` to `path`, creating the directories above it.
-void put(const std::filesystem::path& path, const std::string& text) {
-  std::filesystem::create_directories(path.parent_path());
-  testing::write_text(path, text);
-}
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.message();
-  }
-  ADD_FAILURE() << "no error thrown";
-  return "";
-}
-
 // ---- CSV ----
 
 TEST(Csv, HeaderNamesTheColumnsInFileOrder) {
@@ -108,45 +90,45 @@ TEST(Csv, TabSeparated) {
 }
 
 TEST(Csv, RaggedRowIsRefusedWithItsLine) {
-  EXPECT_EQ(error_of([] { parse_csv("a,b\n1,2\n3\n", "r.csv"); }),
+  EXPECT_EQ(testing::error_message([] { parse_csv("a,b\n1,2\n3\n", "r.csv"); }),
             "r.csv: malformed: line 3: 1 fields, but the header on line 1 has 2 columns");
-  EXPECT_THAT(error_of([] { parse_csv("a,b\n1,2,3\n", "r.csv"); }), HasSubstr("line 2: 3 fields"));
+  EXPECT_THAT(testing::error_message([] { parse_csv("a,b\n1,2,3\n", "r.csv"); }), HasSubstr("line 2: 3 fields"));
 }
 
 TEST(Csv, UnterminatedQuoteNamesTheLineItStarts) {
-  EXPECT_EQ(error_of([] { parse_csv("a\nx\n\"open\nmore\n", "u.csv"); }),
+  EXPECT_EQ(testing::error_message([] { parse_csv("a\nx\n\"open\nmore\n", "u.csv"); }),
             "u.csv: malformed: line 3: a quoted field is never closed (unterminated quote)");
 }
 
 TEST(Csv, TextAfterAClosingQuoteIsRefused) {
-  EXPECT_THAT(error_of([] { parse_csv("a\n\"x\"y\n", "q.csv"); }),
+  EXPECT_THAT(testing::error_message([] { parse_csv("a\n\"x\"y\n", "q.csv"); }),
               HasSubstr("q.csv: malformed: line 2: a character after a closing quote"));
 }
 
 TEST(Csv, NonUtf8IsRefusedWithLineAndColumn) {
-  EXPECT_THAT(error_of([] { parse_csv("a,b\nok,\xC3\x28\n", "n.csv"); }),
+  EXPECT_THAT(testing::error_message([] { parse_csv("a,b\nok,\xC3\x28\n", "n.csv"); }),
               HasSubstr("n.csv: malformed: line 2: column 2 is not valid UTF-8"));
 }
 
 TEST(Csv, DuplicateColumnAndEmptyFileAreRefused) {
-  EXPECT_THAT(error_of([] { parse_csv("a,a\n1,2\n", "d.csv"); }),
+  EXPECT_THAT(testing::error_message([] { parse_csv("a,a\n1,2\n", "d.csv"); }),
               HasSubstr("the header names column 'a' twice"));
-  EXPECT_EQ(error_of([] { parse_csv("", "e.csv"); }),
+  EXPECT_EQ(testing::error_message([] { parse_csv("", "e.csv"); }),
             "e.csv: malformed: the file is empty (no header row)");
 }
 
 TEST(Csv, LimitsBoundRowsFieldsAndColumns) {
   CsvLimits limits;
   limits.max_rows = 2;
-  EXPECT_THAT(error_of([&] { parse_csv("a\n1\n2\n3\n", "l.csv", ',', limits); }),
+  EXPECT_THAT(testing::error_message([&] { parse_csv("a\n1\n2\n3\n", "l.csv", ',', limits); }),
               HasSubstr("line 4: more than 2 rows"));
   limits = {};
   limits.max_field_bytes = 4;
-  EXPECT_THAT(error_of([&] { parse_csv("a\n\"12345\"\n", "l.csv", ',', limits); }),
+  EXPECT_THAT(testing::error_message([&] { parse_csv("a\n\"12345\"\n", "l.csv", ',', limits); }),
               HasSubstr("a field longer than 4 bytes"));
   limits = {};
   limits.max_columns = 3;
-  EXPECT_THAT(error_of([&] { parse_csv("a,b,c,d\n", "l.csv", ',', limits); }),
+  EXPECT_THAT(testing::error_message([&] { parse_csv("a,b,c,d\n", "l.csv", ',', limits); }),
               HasSubstr("more than 3 columns"));
 }
 
@@ -170,7 +152,7 @@ TEST(JsonLines, OneObjectPerLineBlankLinesSkippedColumnsInOrder) {
 }
 
 TEST(JsonLines, EveryMalformedLineIsNamed) {
-  EXPECT_EQ(error_of([] { parse_json_lines("{\"a\":1}\n{oops\n[1]\n{\"b\":\xFF}\n", "m.jsonl"); }),
+  EXPECT_EQ(testing::error_message([] { parse_json_lines("{\"a\":1}\n{oops\n[1]\n{\"b\":\xFF}\n", "m.jsonl"); }),
             "m.jsonl: malformed: 3 malformed lines: line 2: not valid JSON: column 2: syntax "
             "error while parsing object key - invalid literal; last read: '{o'; expected string literal; "
             "line 3: a JSON array, not an object; line 4: not valid UTF-8 (byte 6)");
@@ -179,18 +161,18 @@ TEST(JsonLines, EveryMalformedLineIsNamed) {
 TEST(JsonLines, ManyBadLinesAreCountedNotAllListed) {
   std::string text;
   for (int i = 0; i < 25; ++i) text += "x\n";
-  const std::string message = error_of([&] { parse_json_lines(text, "b.jsonl"); });
+  const std::string message = testing::error_message([&] { parse_json_lines(text, "b.jsonl"); });
   EXPECT_THAT(message, HasSubstr("25 malformed lines"));
   EXPECT_THAT(message, HasSubstr("; and 15 more"));
 }
 
 TEST(JsonLines, DeepNestingAndLongLinesAreRefused) {
   std::string deep = "{\"a\":" + std::string(100, '[') + std::string(100, ']') + "}";
-  EXPECT_THAT(error_of([&] { parse_json_lines(deep, "d.jsonl"); }),
+  EXPECT_THAT(testing::error_message([&] { parse_json_lines(deep, "d.jsonl"); }),
               HasSubstr("line 1: nested deeper than 64 levels"));
   ReadLimits limits;
   limits.max_line_bytes = 8;
-  EXPECT_THAT(error_of([&] { parse_json_lines("{\"a\":\"123456\"}", "l.jsonl", limits); }),
+  EXPECT_THAT(testing::error_message([&] { parse_json_lines("{\"a\":\"123456\"}", "l.jsonl", limits); }),
               HasSubstr("line 1: longer than 8 bytes"));
 }
 
@@ -211,11 +193,11 @@ TEST(JsonDocument, ObjectWithOneListOfObjects) {
 
 TEST(JsonDocument, FieldPicksTheListWhenThereAreSeveral) {
   const std::string text = "{\"a\":[{\"x\":1}],\"b\":[{\"x\":2},{\"x\":3}]}";
-  EXPECT_THAT(error_of([&] { parse_json_file_text(text, "f.json"); }),
+  EXPECT_THAT(testing::error_message([&] { parse_json_file_text(text, "f.json"); }),
               HasSubstr("2 lists of objects ('a', 'b', ...); name the one to read with "
                         "dataset_kwargs.field"));
   EXPECT_EQ(parse_json_file_text(text, "f.json", std::string("b")).size(), 2u);
-  EXPECT_THAT(error_of([&] { parse_json_file_text(text, "f.json", std::string("c")); }),
+  EXPECT_THAT(testing::error_message([&] { parse_json_file_text(text, "f.json", std::string("c")); }),
               HasSubstr("no list field 'c'"));
 }
 
@@ -225,16 +207,16 @@ TEST(JsonDocument, JsonLinesInADotJsonFileAreRead) {
 }
 
 TEST(JsonDocument, NonObjectItemsAndScalarsAreRefused) {
-  EXPECT_EQ(error_of([] { parse_json_file_text("[{\"a\":1}, 3]", "n.json"); }),
+  EXPECT_EQ(testing::error_message([] { parse_json_file_text("[{\"a\":1}, 3]", "n.json"); }),
             "n.json: malformed: the top-level array item 1 is a JSON number, not an object");
-  EXPECT_THAT(error_of([] { parse_json_file_text("\"text\"", "s.json"); }),
+  EXPECT_THAT(testing::error_message([] { parse_json_file_text("\"text\"", "s.json"); }),
               HasSubstr("a JSON string; expected an array of objects"));
-  EXPECT_THAT(error_of([] { parse_json_file_text("[1,", "t.json"); }),
+  EXPECT_THAT(testing::error_message([] { parse_json_file_text("[1,", "t.json"); }),
               HasSubstr("t.json: malformed: not valid JSON: "));
 }
 
 TEST(JsonDocument, NonUtf8NamesTheLine) {
-  EXPECT_EQ(error_of([] { parse_json_file_text("[\n{\"a\":\"\xFE\"}]", "u.json"); }),
+  EXPECT_EQ(testing::error_message([] { parse_json_file_text("[\n{\"a\":\"\xFE\"}]", "u.json"); }),
             "u.json: malformed: line 2: not valid UTF-8; save the file as UTF-8");
 }
 
@@ -242,20 +224,20 @@ TEST(JsonDocument, NonUtf8NamesTheLine) {
 
 TEST(DataFile, FormatFollowsTheExtensionAndParquetIsRefused) {
   testing::TempDir dir;
-  put(dir / "a.jsonl", "{\"x\":1}\n{\"x\":2}\n");
-  put(dir / "b.json", "[{\"x\":3}]");
-  put(dir / "c.json", "{\"x\":4}\n{\"x\":5}\n");
-  put(dir / "d.csv", "x\n6\n");
-  put(dir / "e.tsv", "x\ty\n7\tz\n");
-  put(dir / "f.parquet", "PAR1");
+  testing::write_text(dir / "a.jsonl", "{\"x\":1}\n{\"x\":2}\n");
+  testing::write_text(dir / "b.json", "[{\"x\":3}]");
+  testing::write_text(dir / "c.json", "{\"x\":4}\n{\"x\":5}\n");
+  testing::write_text(dir / "d.csv", "x\n6\n");
+  testing::write_text(dir / "e.tsv", "x\ty\n7\tz\n");
+  testing::write_text(dir / "f.parquet", "PAR1");
   EXPECT_EQ(read_data_file(dir / "a.jsonl").size(), 2u);
   EXPECT_EQ(read_data_file(dir / "b.json")[0]["x"], 3);
   EXPECT_EQ(read_data_file(dir / "c.json")[1]["x"], 5);
   EXPECT_EQ(read_data_file(dir / "d.csv")[0]["x"], 6);
   EXPECT_EQ(read_data_file(dir / "e.tsv")[0]["y"], "z");
-  EXPECT_THAT(error_of([&] { read_data_file(dir / "f.parquet"); }),
+  EXPECT_THAT(testing::error_message([&] { read_data_file(dir / "f.parquet"); }),
               HasSubstr("not supported: parquet files; referee reads the JSON Lines, JSON and CSV"));
-  EXPECT_THAT(error_of([&] { read_data_file(dir / "missing.jsonl"); }),
+  EXPECT_THAT(testing::error_message([&] { read_data_file(dir / "missing.jsonl"); }),
               HasSubstr("not found: no such file"));
 }
 
@@ -263,7 +245,7 @@ TEST(DataFile, JsonLinesFileLongerThanOneReadChunk) {
   testing::TempDir dir;
   std::string text;
   for (int i = 0; i < 30000; ++i) text += "{\"i\":" + std::to_string(i) + ",\"pad\":\"" + std::string(40, 'x') + "\"}\n";
-  put(dir / "big.jsonl", text);
+  testing::write_text(dir / "big.jsonl", text);
   const auto rows = read_data_file(dir / "big.jsonl");
   ASSERT_EQ(rows.size(), 30000u);
   EXPECT_EQ(rows[29999]["i"], 29999);
@@ -271,8 +253,8 @@ TEST(DataFile, JsonLinesFileLongerThanOneReadChunk) {
 
 TEST(DataFile, MalformedLineInAFileNamesFileAndLine) {
   testing::TempDir dir;
-  put(dir / "bad.jsonl", "{\"a\":1}\n{\"a\":}\n");
-  EXPECT_THAT(error_of([&] { read_data_file(dir / "bad.jsonl"); }),
+  testing::write_text(dir / "bad.jsonl", "{\"a\":1}\n{\"a\":}\n");
+  EXPECT_THAT(testing::error_message([&] { read_data_file(dir / "bad.jsonl"); }),
               HasSubstr((dir / "bad.jsonl").string() + ": malformed: 1 malformed line: line 2:"));
 }
 

@@ -17,23 +17,6 @@ namespace fs = std::filesystem;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-// Writes `text` to `path`, creating the directories above it.
-void put(const std::filesystem::path& path, const std::string& text) {
-  std::filesystem::create_directories(path.parent_path());
-  testing::write_text(path, text);
-}
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.message();
-  }
-  ADD_FAILURE() << "no error thrown";
-  return "";
-}
-
 fs::path samples() { return testing::source_dir() / "data/eval/samples"; }
 
 DatasetRequest hub(const std::string& path, std::optional<std::string> name,
@@ -57,18 +40,18 @@ DatasetRequest local(const std::string& path, nlohmann::ordered_json kwargs, fs:
 
 TEST(LocalFiles, AStringIsTheTrainSplit) {
   testing::TempDir dir;
-  put(dir / "rows.jsonl", "{\"q\":1}\n{\"q\":2}\n");
+  testing::write_text(dir / "rows.jsonl", "{\"q\":1}\n{\"q\":2}\n");
   const auto r = local("json", {{"data_files", "rows.jsonl"}}, dir.path());
   EXPECT_EQ(load_split(r, "train").size(), 2u);
   EXPECT_THAT(available_splits(r), ElementsAre("train"));
-  EXPECT_THAT(error_of([&] { load_split(r, "test"); }),
+  EXPECT_THAT(testing::error_message([&] { load_split(r, "test"); }),
               HasSubstr("json (test): not found: no data_files for this split (data_files has: train)"));
 }
 
 TEST(LocalFiles, AListIsConcatenatedInOrder) {
   testing::TempDir dir;
-  put(dir / "b.jsonl", "{\"q\":\"b\"}\n");
-  put(dir / "a.jsonl", "{\"q\":\"a\"}\n");
+  testing::write_text(dir / "b.jsonl", "{\"q\":\"b\"}\n");
+  testing::write_text(dir / "a.jsonl", "{\"q\":\"a\"}\n");
   const auto rows = load_split(local("json", {{"data_files", {"b.jsonl", "a.jsonl"}}}, dir.path()), "train");
   ASSERT_EQ(rows.size(), 2u);
   EXPECT_EQ(rows[0]["q"], "b");
@@ -76,9 +59,9 @@ TEST(LocalFiles, AListIsConcatenatedInOrder) {
 
 TEST(LocalFiles, AMapNamesSplitsAndGlobsExpandSorted) {
   testing::TempDir dir;
-  put(dir / "data/test-00001.jsonl", "{\"i\":2}\n");
-  put(dir / "data/test-00000.jsonl", "{\"i\":1}\n");
-  put(dir / "data/dev.csv", "i\n9\n");
+  testing::write_text(dir / "data/test-00001.jsonl", "{\"i\":2}\n");
+  testing::write_text(dir / "data/test-00000.jsonl", "{\"i\":1}\n");
+  testing::write_text(dir / "data/dev.csv", "i\n9\n");
   const nlohmann::ordered_json kwargs = {
       {"data_files", {{"test", "data/test-*.jsonl"}, {"validation", (dir / "data/dev.csv").string()}}}};
   const auto json = local("json", kwargs, dir.path());
@@ -95,43 +78,43 @@ TEST(LocalFiles, AMapNamesSplitsAndGlobsExpandSorted) {
 
 TEST(LocalFiles, RecursiveGlobAndDataDir) {
   testing::TempDir dir;
-  put(dir / "root/x/a/part.jsonl", "{\"i\":1}\n");
-  put(dir / "root/x/b/c/part.jsonl", "{\"i\":2}\n");
+  testing::write_text(dir / "root/x/a/part.jsonl", "{\"i\":1}\n");
+  testing::write_text(dir / "root/x/b/c/part.jsonl", "{\"i\":2}\n");
   const auto r = local("json", {{"data_dir", "root"}, {"data_files", "x/**/*.jsonl"}}, dir.path());
   EXPECT_EQ(load_split(r, "train").size(), 2u);
 }
 
 TEST(LocalFiles, MissingFilesAndEmptyGlobsAreNamed) {
   testing::TempDir dir;
-  EXPECT_THAT(error_of([&] { load_split(local("json", {{"data_files", "nope.jsonl"}}, dir.path()), "train"); }),
+  EXPECT_THAT(testing::error_message([&] { load_split(local("json", {{"data_files", "nope.jsonl"}}, dir.path()), "train"); }),
               HasSubstr("json (train): not found: data file " + (dir / "nope.jsonl").string() +
                         " does not exist"));
-  EXPECT_THAT(error_of([&] { load_split(local("json", {{"data_files", "*.jsonl"}}, dir.path()), "train"); }),
+  EXPECT_THAT(testing::error_message([&] { load_split(local("json", {{"data_files", "*.jsonl"}}, dir.path()), "train"); }),
               HasSubstr("data_files pattern '*.jsonl' matches no file under " + dir.path().string()));
-  EXPECT_THAT(error_of([&] { load_split(local("json", nlohmann::ordered_json::object(), dir.path()), "train"); }),
+  EXPECT_THAT(testing::error_message([&] { load_split(local("json", nlohmann::ordered_json::object(), dir.path()), "train"); }),
               HasSubstr("dataset_path json: needs dataset_kwargs.data_files"));
-  EXPECT_THAT(error_of([&] { load_split(local("json", {{"data_files", 3}}, dir.path()), "train"); }),
+  EXPECT_THAT(testing::error_message([&] { load_split(local("json", {{"data_files", 3}}, dir.path()), "train"); }),
               HasSubstr("must be a path or a list of paths"));
 }
 
 TEST(LocalFiles, ParquetIsNotSupported) {
   testing::TempDir dir;
-  EXPECT_EQ(error_of([&] { load_split(local("parquet", {{"data_files", "x.parquet"}}, dir.path()), "train"); }),
+  EXPECT_EQ(testing::error_message([&] { load_split(local("parquet", {{"data_files", "x.parquet"}}, dir.path()), "train"); }),
             "dataset_path parquet: not supported: local parquet files; use dataset_path json "
             "(JSON Lines or JSON) or csv (see docs/eval-datasets.md)");
 }
 
 TEST(LocalFiles, AMalformedFileErrorNamesDatasetSplitFileAndLine) {
   testing::TempDir dir;
-  put(dir / "t.csv", "a,b\n1\n");
-  EXPECT_EQ(error_of([&] { load_split(local("csv", {{"data_files", {{"test", "t.csv"}}}}, dir.path()), "test"); }),
+  testing::write_text(dir / "t.csv", "a,b\n1\n");
+  EXPECT_EQ(testing::error_message([&] { load_split(local("csv", {{"data_files", {{"test", "t.csv"}}}}, dir.path()), "test"); }),
             "csv (test): " + (dir / "t.csv").string() +
                 ": malformed: line 2: 1 fields, but the header on line 1 has 2 columns");
 }
 
 TEST(LocalFiles, FieldSelectsTheListInAJsonDocument) {
   testing::TempDir dir;
-  put(dir / "d.json", R"({"meta":[{"v":1}],"rows":[{"q":1},{"q":2}]})");
+  testing::write_text(dir / "d.json", R"({"meta":[{"v":1}],"rows":[{"q":1},{"q":2}]})");
   const auto r = local("json", {{"data_files", "d.json"}, {"field", "rows"}}, dir.path());
   EXPECT_EQ(load_split(r, "train").size(), 2u);
 }
@@ -140,10 +123,10 @@ TEST(LocalFiles, FieldSelectsTheListInAJsonDocument) {
 
 TEST(HubLayout, KmmluCsvReleaseFromAFixtureRoot) {
   testing::TempDir dir;
-  put(dir / "HAERAE-HUB/KMMLU/data/Law-test.csv",
+  testing::write_text(dir / "HAERAE-HUB/KMMLU/data/Law-test.csv",
                       "question,answer,A,B,C,D,Category,Human Accuracy\n"
                       "\"질문, 하나\",3,가,나,다,라,Law,0.5\n");
-  put(dir / "HAERAE-HUB/KMMLU/data/Law-dev.csv",
+  testing::write_text(dir / "HAERAE-HUB/KMMLU/data/Law-dev.csv",
                       "question,answer,A,B,C,D,Category,Human Accuracy\nq,1,a,b,c,d,Law,\n");
   const auto r = hub("HAERAE-HUB/KMMLU", "Law", {dir.path()});
   const auto rows = load_split(r, "test");
@@ -157,34 +140,34 @@ TEST(HubLayout, KmmluCsvReleaseFromAFixtureRoot) {
 }
 
 TEST(HubLayout, MissingSubjectSaysWhatWasExpected) {
-  EXPECT_EQ(error_of([] { load_split(hub("HAERAE-HUB/KMMLU", "Accounting", {"/data"}), "test"); }),
+  EXPECT_EQ(testing::error_message([] { load_split(hub("HAERAE-HUB/KMMLU", "Accounting", {"/data"}), "test"); }),
             "HAERAE-HUB/KMMLU (Accounting, test): not found: no such directory (looked for "
             "/data/HAERAE-HUB/KMMLU); download it with huggingface-cli download --repo-type "
             "dataset HAERAE-HUB/KMMLU --local-dir DIR/HAERAE-HUB/KMMLU and pass --data-dir DIR "
             "(see docs/eval-datasets.md)");
   testing::TempDir dir;
   fs::create_directories(dir / "HAERAE-HUB/KMMLU/data");
-  EXPECT_EQ(error_of([&] { load_split(hub("HAERAE-HUB/KMMLU", "Accounting", {dir.path()}), "test"); }),
+  EXPECT_EQ(testing::error_message([&] { load_split(hub("HAERAE-HUB/KMMLU", "Accounting", {dir.path()}), "test"); }),
             "HAERAE-HUB/KMMLU (Accounting, test): not found: no file under " +
                 (dir / "HAERAE-HUB/KMMLU").string() +
                 "; expected data/Accounting-test.csv (see docs/eval-datasets.md for the other layouts "
                 "read)");
-  EXPECT_THAT(error_of([] { load_split(hub("HAERAE-HUB/KMMLU", "Accounting", {}), "test"); }),
+  EXPECT_THAT(testing::error_message([] { load_split(hub("HAERAE-HUB/KMMLU", "Accounting", {}), "test"); }),
               HasSubstr("no data directory to look in"));
 }
 
 TEST(HubLayout, ParquetOnlyConversionIsRefusedClearly) {
   testing::TempDir dir;
-  put(dir / "skt/kobest_v1/boolq/test-00000-of-00001.parquet", "PAR1");
-  EXPECT_THAT(error_of([&] { load_split(hub("skt/kobest_v1", "boolq", {dir.path()}), "test"); }),
+  testing::write_text(dir / "skt/kobest_v1/boolq/test-00000-of-00001.parquet", "PAR1");
+  EXPECT_THAT(testing::error_message([&] { load_split(hub("skt/kobest_v1", "boolq", {dir.path()}), "test"); }),
               HasSubstr("skt/kobest_v1 (boolq, test): not supported: " +
                         (dir / "skt/kobest_v1").string() + " holds only parquet files"));
 }
 
 TEST(HubLayout, FirstRootHoldingTheDatasetWins) {
   testing::TempDir a, b;
-  put(b / "o/d/test.jsonl", "{\"from\":\"b\"}\n");
-  put(a / "o/d/test.jsonl", "{\"from\":\"a\"}\n");
+  testing::write_text(b / "o/d/test.jsonl", "{\"from\":\"b\"}\n");
+  testing::write_text(a / "o/d/test.jsonl", "{\"from\":\"a\"}\n");
   EXPECT_EQ(load_split(hub("o/d", std::nullopt, {a.path(), b.path()}), "test")[0]["from"], "a");
   testing::TempDir empty;
   EXPECT_EQ(load_split(hub("o/d", std::nullopt, {empty.path(), b.path()}), "test")[0]["from"], "b");
@@ -192,11 +175,11 @@ TEST(HubLayout, FirstRootHoldingTheDatasetWins) {
 
 TEST(HubLayout, GenericFallbacks) {
   testing::TempDir dir;
-  put(dir / "o/named/cfg/test.jsonl", "{\"k\":1}\n");
-  put(dir / "o/flat/validation.csv", "k\n2\n");
-  put(dir / "o/sharded/data/train-00000-of-00002.jsonl", "{\"k\":3}\n");
-  put(dir / "o/sharded/data/train-00001-of-00002.jsonl", "{\"k\":4}\n");
-  put(dir / "o/nosplit/all_items.json", "[{\"k\":5},{\"k\":6}]");
+  testing::write_text(dir / "o/named/cfg/test.jsonl", "{\"k\":1}\n");
+  testing::write_text(dir / "o/flat/validation.csv", "k\n2\n");
+  testing::write_text(dir / "o/sharded/data/train-00000-of-00002.jsonl", "{\"k\":3}\n");
+  testing::write_text(dir / "o/sharded/data/train-00001-of-00002.jsonl", "{\"k\":4}\n");
+  testing::write_text(dir / "o/nosplit/all_items.json", "[{\"k\":5},{\"k\":6}]");
   EXPECT_EQ(load_split(hub("o/named", "cfg", {dir.path()}), "test")[0]["k"], 1);
   EXPECT_EQ(load_split(hub("o/flat", std::nullopt, {dir.path()}), "validation")[0]["k"], 2);
   EXPECT_EQ(load_split(hub("o/sharded", std::nullopt, {dir.path()}), "train").size(), 2u);
@@ -207,8 +190,8 @@ TEST(HubLayout, GenericFallbacks) {
 TEST(HubLayout, SplitNamesInFileNamesMatchInAnyCase) {
   // KoBEST's first release: one TSV per task and split, the split capitalised.
   testing::TempDir dir;
-  put(dir / "skt/kobest_v1/boolq/SKT_BoolQ_Train.tsv", "paragraph\tquestion\tlabel\np\tq\t1\n");
-  put(dir / "skt/kobest_v1/boolq/SKT_BoolQ_Dev.tsv", "paragraph\tquestion\tlabel\np\tq\t0\n");
+  testing::write_text(dir / "skt/kobest_v1/boolq/SKT_BoolQ_Train.tsv", "paragraph\tquestion\tlabel\np\tq\t1\n");
+  testing::write_text(dir / "skt/kobest_v1/boolq/SKT_BoolQ_Dev.tsv", "paragraph\tquestion\tlabel\np\tq\t0\n");
   const auto r = hub("skt/kobest_v1", "boolq", {dir.path()});
   EXPECT_EQ(load_split(r, "train")[0]["label"], 1);
   EXPECT_EQ(load_split(r, "validation")[0]["label"], 0);
@@ -216,36 +199,36 @@ TEST(HubLayout, SplitNamesInFileNamesMatchInAnyCase) {
 
 TEST(HubLayout, DataFilesAndDataDirAreRelativeToTheRepository) {
   testing::TempDir dir;
-  put(dir / "o/d/odd/place/items.jsonl", "{\"k\":1}\n");
-  put(dir / "o/d/v2/test.jsonl", "{\"k\":2}\n");
+  testing::write_text(dir / "o/d/odd/place/items.jsonl", "{\"k\":1}\n");
+  testing::write_text(dir / "o/d/v2/test.jsonl", "{\"k\":2}\n");
   auto r = hub("o/d", std::nullopt, {dir.path()});
   r.dataset_kwargs = {{"data_files", {{"test", "odd/place/*.jsonl"}}}};
   EXPECT_EQ(load_split(r, "test")[0]["k"], 1);
   r.dataset_kwargs = {{"data_dir", "v2"}};
   EXPECT_EQ(load_split(r, "test")[0]["k"], 2);
   r.dataset_kwargs = {{"data_dir", "../x"}};
-  EXPECT_THAT(error_of([&] { load_split(r, "test"); }), HasSubstr("must stay inside the dataset"));
+  EXPECT_THAT(testing::error_message([&] { load_split(r, "test"); }), HasSubstr("must stay inside the dataset"));
 }
 
 TEST(HubLayout, HostileNamesAreRefused) {
-  EXPECT_THAT(error_of([] { load_split(hub("../etc", std::nullopt), "test"); }),
+  EXPECT_THAT(testing::error_message([] { load_split(hub("../etc", std::nullopt), "test"); }),
               HasSubstr("a hub dataset is named owner/name"));
-  EXPECT_THAT(error_of([] { load_split(hub("o/d", "*"), "test"); }),
+  EXPECT_THAT(testing::error_message([] { load_split(hub("o/d", "*"), "test"); }),
               HasSubstr("a config name may not be empty"));
-  EXPECT_THAT(error_of([] { load_split(hub("o/d", std::nullopt), "../test"); }),
+  EXPECT_THAT(testing::error_message([] { load_split(hub("o/d", std::nullopt), "../test"); }),
               HasSubstr("a split name may not be empty"));
 }
 
 TEST(HubLayout, IdentityListsFilesWithSizesAndHashes) {
   testing::TempDir dir;
-  put(dir / "o/d/test.jsonl", "{\"k\":1}\n");
+  testing::write_text(dir / "o/d/test.jsonl", "{\"k\":1}\n");
   const auto id = dataset_identity(hub("o/d", std::nullopt, {dir.path()}), "test");
   EXPECT_EQ(id["dataset_path"], "o/d");
   EXPECT_TRUE(id["dataset_name"].is_null());
   ASSERT_EQ(id["files"].size(), 1u);
   EXPECT_EQ(id["files"][0]["bytes"], 8);
   EXPECT_EQ(id["files"][0]["xxh3_128"].get<std::string>().size(), 32u);
-  put(dir / "o/d/test.jsonl", "{\"k\":2}\n");
+  testing::write_text(dir / "o/d/test.jsonl", "{\"k\":2}\n");
   EXPECT_NE(dataset_identity(hub("o/d", std::nullopt, {dir.path()}), "test")["files"][0]["xxh3_128"],
             id["files"][0]["xxh3_128"]);
 }

@@ -42,15 +42,6 @@ constexpr const char* kMmluAnatomy = R"("dataset_name": "anatomy"
 "task_alias": "anatomy"
 )";
 
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
 bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
@@ -196,7 +187,7 @@ doc_to_text: "{{query}}"
 doc_to_target: "{{label}}"
 doc_to_choice: "choices"
 )");
-  std::string m = message_of([&] { load_task_file(dir / "hellaswag.yaml"); });
+  std::string m = testing::error_message([&] { load_task_file(dir / "hellaswag.yaml"); });
   EXPECT_TRUE(contains(m, "hellaswag.yaml: line 5")) << m;
   EXPECT_TRUE(contains(m, "process_docs: !function utils.process_docs")) << m;
   EXPECT_TRUE(contains(m, "not supported")) << m;
@@ -206,7 +197,7 @@ TEST(TaskFile, UnknownKeyNamesKeyFileAndLine) {
   TempDir dir;
   write_text(dir / "t.yaml", "task: t\ndataset_path: d\ntest_split: test\n"
                              "doc_to_text: x\ndoc_to_target: y\nnum_fewshots: 5\n");
-  std::string m = message_of([&] { load_task_file(dir / "t.yaml"); });
+  std::string m = testing::error_message([&] { load_task_file(dir / "t.yaml"); });
   EXPECT_TRUE(contains(m, "t.yaml: line 6")) << m;
   EXPECT_TRUE(contains(m, "unknown field 'num_fewshots'")) << m;
 }
@@ -215,7 +206,7 @@ TEST(TaskFile, IncludeCycleIsRefused) {
   TempDir dir;
   write_text(dir / "a.yaml", "include: b.yaml\ntask: a\n");
   write_text(dir / "b.yaml", "include: a.yaml\ndataset_path: d\n");
-  std::string m = message_of([&] { load_task_file(dir / "a.yaml"); });
+  std::string m = testing::error_message([&] { load_task_file(dir / "a.yaml"); });
   EXPECT_TRUE(contains(m, "include cycle")) << m;
 }
 
@@ -226,14 +217,14 @@ TEST(TaskFile, IncludeDepthIsBounded) {
                "include: t" + std::to_string(i + 1) + ".yaml\n");
   }
   write_text(dir / "t12.yaml", "dataset_path: d\n");
-  std::string m = message_of([&] { load_task_file(dir / "t0.yaml"); });
+  std::string m = testing::error_message([&] { load_task_file(dir / "t0.yaml"); });
   EXPECT_TRUE(contains(m, "includes nest deeper than 8")) << m;
 }
 
 TEST(TaskFile, MissingIncludeNamesBothFiles) {
   TempDir dir;
   write_text(dir / "t.yaml", "include: _nowhere_yaml\ntask: t\n");
-  std::string m = message_of([&] { load_task_file(dir / "t.yaml"); });
+  std::string m = testing::error_message([&] { load_task_file(dir / "t.yaml"); });
   EXPECT_TRUE(contains(m, "t.yaml: line 1: include '_nowhere_yaml'")) << m;
   EXPECT_TRUE(contains(m, "not found")) << m;
 }
@@ -241,58 +232,58 @@ TEST(TaskFile, MissingIncludeNamesBothFiles) {
 TEST(TaskFile, BadOutputTypeHugeFewshotAndRepeatsAreRefused) {
   const std::string base = "task: t\ndataset_path: d\ntest_split: test\ndoc_to_text: x\n"
                            "doc_to_target: y\n";
-  std::string m = message_of([&] { parse_task_yaml(base + "output_type: multiple_choise\n", "t.yaml"); });
+  std::string m = testing::error_message([&] { parse_task_yaml(base + "output_type: multiple_choise\n", "t.yaml"); });
   EXPECT_TRUE(contains(m, "t.yaml: line 6: malformed: output_type 'multiple_choise'")) << m;
-  m = message_of([&] { parse_task_yaml(base + "num_fewshot: 1000000\n", "t.yaml"); });
+  m = testing::error_message([&] { parse_task_yaml(base + "num_fewshot: 1000000\n", "t.yaml"); });
   EXPECT_TRUE(contains(m, "'num_fewshot' is 1000000; it must be between 0 and 10000")) << m;
-  m = message_of([&] { parse_task_yaml(base + "repeats: 100000\n", "t.yaml"); });
+  m = testing::error_message([&] { parse_task_yaml(base + "repeats: 100000\n", "t.yaml"); });
   EXPECT_TRUE(contains(m, "'repeats' is 100000")) << m;
-  m = message_of([&] { parse_task_yaml(base + "num_fewshot: five\n", "t.yaml"); });
+  m = testing::error_message([&] { parse_task_yaml(base + "num_fewshot: five\n", "t.yaml"); });
   EXPECT_TRUE(contains(m, "'num_fewshot' must be an integer")) << m;
 }
 
 TEST(TaskFile, UnsupportedConstructsAreRefused) {
   const std::string base = "task: t\ndataset_path: d\ntest_split: test\ndoc_to_text: x\n"
                            "doc_to_target: y\n";
-  std::string m = message_of([&] { parse_task_yaml(base + "process_results: !function utils.process_results\n", "t.yaml"); });
+  std::string m = testing::error_message([&] { parse_task_yaml(base + "process_results: !function utils.process_results\n", "t.yaml"); });
   EXPECT_TRUE(contains(m, "line 6")) << m;
   EXPECT_TRUE(contains(m, "!function utils.process_results")) << m;
-  m = message_of([&] {
+  m = testing::error_message([&] {
     parse_task_yaml(base + "metric_list:\n  - metric: !function utils.my_metric\n", "t.yaml");
   });
   EXPECT_TRUE(contains(m, "line 7")) << m;
   EXPECT_TRUE(contains(m, "not supported")) << m;
-  m = message_of([&] { parse_task_yaml(base + "metric_list:\n  - metric: bleu\n", "t.yaml"); });
+  m = testing::error_message([&] { parse_task_yaml(base + "metric_list:\n  - metric: bleu\n", "t.yaml"); });
   EXPECT_TRUE(contains(m, "metric 'bleu' is not supported for output_type generate_until")) << m;
-  m = message_of([&] {
+  m = testing::error_message([&] {
     parse_task_yaml(base + "metric_list:\n  - metric: exact_match\n    aggregation: median\n", "t.yaml");
   });
   EXPECT_TRUE(contains(m, "aggregation must be 'mean'")) << m;
-  m = message_of([&] {
+  m = testing::error_message([&] {
     parse_task_yaml(base + "filter_list:\n  - name: x\n    filter:\n      - function: multi_choice_regex\n", "t.yaml");
   });
   EXPECT_TRUE(contains(m, "multi_choice_regex")) << m;
-  m = message_of([&] { parse_task_yaml(base + "class: !function x.MyTask\n", "t.yaml"); });
+  m = testing::error_message([&] { parse_task_yaml(base + "class: !function x.MyTask\n", "t.yaml"); });
   EXPECT_TRUE(contains(m, "not supported")) << m;
-  m = message_of([&] { parse_task_yaml(base + "fewshot_config:\n  sampler: balanced\n", "t.yaml"); });
+  m = testing::error_message([&] { parse_task_yaml(base + "fewshot_config:\n  sampler: balanced\n", "t.yaml"); });
   EXPECT_TRUE(contains(m, "sampler must be 'default' or 'first_n'")) << m;
 }
 
 TEST(TaskFile, BadYamlAndMissingFieldsAreNamed) {
-  std::string m = message_of([] { parse_task_yaml("task: [unclosed\n", "t.yaml"); });
+  std::string m = testing::error_message([] { parse_task_yaml("task: [unclosed\n", "t.yaml"); });
   EXPECT_TRUE(contains(m, "t.yaml")) << m;
   EXPECT_TRUE(contains(m, "not valid YAML")) << m;
-  m = message_of([] { parse_task_yaml("- a\n- b\n", "t.yaml"); });
+  m = testing::error_message([] { parse_task_yaml("- a\n- b\n", "t.yaml"); });
   EXPECT_TRUE(contains(m, "mapping")) << m;
-  m = message_of([] { parse_task_yaml("task: t\ndataset_path: d\ntest_split: test\n", "t.yaml"); });
+  m = testing::error_message([] { parse_task_yaml("task: t\ndataset_path: d\ntest_split: test\n", "t.yaml"); });
   EXPECT_TRUE(contains(m, "no doc_to_target")) << m;
-  m = message_of([] { parse_task_yaml("task: t\ndataset_path: d\ndoc_to_text: x\ndoc_to_target: y\n", "t.yaml"); });
+  m = testing::error_message([] { parse_task_yaml("task: t\ndataset_path: d\ndoc_to_text: x\ndoc_to_target: y\n", "t.yaml"); });
   EXPECT_TRUE(contains(m, "neither test_split nor validation_split")) << m;
-  m = message_of([] { parse_task_yaml("task: t\ntask: u\n", "t.yaml"); });
+  m = testing::error_message([] { parse_task_yaml("task: t\ntask: u\n", "t.yaml"); });
   EXPECT_TRUE(contains(m, "given twice") || contains(m, "not valid YAML")) << m;
-  m = message_of([] { parse_task_yaml("task: t\ndescription: \"\xff\"\n", "t.yaml"); });
+  m = testing::error_message([] { parse_task_yaml("task: t\ndescription: \"\xff\"\n", "t.yaml"); });
   EXPECT_TRUE(contains(m, "t.yaml: malformed: the file is not valid UTF-8 text")) << m;
-  m = message_of([] { parse_task_yaml(std::string(100000, '['), "t.yaml"); });
+  m = testing::error_message([] { parse_task_yaml(std::string(100000, '['), "t.yaml"); });
   EXPECT_TRUE(contains(m, "nest")) << m;
 }
 
@@ -305,7 +296,7 @@ TEST(TaskFile, AliasExpansionIsBounded) {
     yaml += "  l" + std::to_string(i) + ": &l" + std::to_string(i) + " [";
     for (int k = 0; k < 10; ++k) yaml += prev + (k < 9 ? ", " : "]\n");
   }
-  std::string m = message_of([&] { parse_task_yaml(yaml, "t.yaml"); });
+  std::string m = testing::error_message([&] { parse_task_yaml(yaml, "t.yaml"); });
   EXPECT_TRUE(contains(m, "expands to more than 1000000 values")) << m;
 }
 
@@ -343,7 +334,7 @@ metadata:
   EXPECT_EQ(stem[0]->name, "mmlu_anatomy");
   EXPECT_EQ(stem[1]->name, "mmlu_astronomy");
   EXPECT_EQ(r.select("mmlu").size(), 3u);
-  std::string m = message_of([&] { r.select("mmlu_pro"); });
+  std::string m = testing::error_message([&] { r.select("mmlu_pro"); });
   EXPECT_TRUE(contains(m, "mmlu_pro: not found")) << m;
   auto rows = r.list();
   ASSERT_EQ(rows.size(), 3u);
@@ -366,7 +357,7 @@ TEST(TaskRegistry, AnUnsupportedFileDoesNotHideTheOthers) {
   ASSERT_EQ(r.unavailable().size(), 1u);
   EXPECT_EQ(r.unavailable()[0].name, "hellaswag");
   EXPECT_EQ(r.select("ok").size(), 1u);
-  std::string m = message_of([&] { r.select("hellaswag"); });
+  std::string m = testing::error_message([&] { r.select("hellaswag"); });
   EXPECT_TRUE(contains(m, "hellaswag.yaml: line 4: not supported")) << m;
   EXPECT_THROW(r.add_file(dir / "hellaswag.yaml"), Error);
 }
@@ -378,7 +369,7 @@ TEST(TaskRegistry, DuplicateTaskNamesBothFiles) {
   write_text(dir / "a.yaml", body);
   write_text(dir / "b.yaml", body);
   TaskRegistry r;
-  std::string m = message_of([&] { r.add_directory(dir.path()); });
+  std::string m = testing::error_message([&] { r.add_directory(dir.path()); });
   EXPECT_TRUE(contains(m, "b.yaml")) << m;
   EXPECT_TRUE(contains(m, "also defined in")) << m;
   EXPECT_TRUE(contains(m, "a.yaml")) << m;

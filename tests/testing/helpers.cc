@@ -1,5 +1,7 @@
 #include "testing/helpers.h"
 
+#include <gtest/gtest.h>
+
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -12,6 +14,8 @@
 #include <stdexcept>
 
 #include <fmt/format.h>
+
+#include "util/error.h"
 
 extern char** environ;
 
@@ -99,8 +103,19 @@ fs::path npm_tokenizer_dir(const std::string& name) {
 }
 
 void write_text(const fs::path& path, const std::string& text) {
+  if (path.has_parent_path()) fs::create_directories(path.parent_path());
   std::ofstream f(path, std::ios::binary);
   f << text;
+}
+
+std::string error_message(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.message();
+  }
+  ADD_FAILURE() << "no referee::Error thrown";
+  return "";
 }
 
 std::string read_text(const fs::path& path) {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -58,7 +59,11 @@ std::filesystem::path smoke_zoo_dir();
 // Where the CTest fixture put the npm tokenizers (gpt35turbo, llama3, llama2).
 std::filesystem::path npm_tokenizer_dir(const std::string& name);
 
+// Writes `text` to `path`, creating the directories above it.
 void write_text(const std::filesystem::path& path, const std::string& text);
+// The message of the referee::Error that `f` throws; the test fails (and "" is returned) if `f`
+// throws none.
+std::string error_message(const std::function<void()>& f);
 std::string read_text(const std::filesystem::path& path);
 std::vector<uint8_t> read_bytes(const std::filesystem::path& path);
 void write_bytes(const std::filesystem::path& path, const std::vector<uint8_t>& bytes);
