@@ -28,7 +28,7 @@ build/referee trace "$zoo/base-a" "$zoo/a-sft" "$zoo/base-b" "$zoo/a-all-obfusca
 echo "(the full report of all ten pairs, with layer heatmaps: build/demo/trace.html)"
 
 echo
-echo "\$ referee train --config configs/eval-demo.json --out build/demo/eval-model   (a 0.2M-parameter model, seconds)"
+echo "\$ referee train --config configs/eval-demo.json --out build/demo/eval-model   (353k parameters, seconds)"
 build/referee train --config configs/eval-demo.json --out build/demo/eval-model | tail -n 1
 tasks=$(build/referee eval --list --json | sed -n 's/^ *"name": "\(.*\)",$/\1/p' | paste -sd, -)
 echo
