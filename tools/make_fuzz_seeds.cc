@@ -104,7 +104,8 @@ int main(int argc, char** argv) {
   try {
     const fs::path root = argv[1];
     for (const char* target : {"fuzz_safetensors", "fuzz_gguf", "fuzz_tokenizer_json",
-                               "fuzz_config_json", "fuzz_jinja", "fuzz_bpe_tokenizer", "fuzz_fingerprint"}) {
+                               "fuzz_config_json", "fuzz_jinja", "fuzz_bpe_tokenizer", "fuzz_fingerprint",
+                               "fuzz_eval_task", "fuzz_eval_dataset", "fuzz_openai_response"}) {
       fs::create_directories(root / target);
     }
     safetensors_seeds(root / "fuzz_safetensors");
@@ -148,6 +149,35 @@ int main(int argc, char** argv) {
           "{{question.strip()}}\n{% for c in choices %}{{ 'ABCD'[loop.index0] }}. {{ c }}\n{% endfor %}"
           "Answer: {{ ['A','B','C','D'][answer-1] }} {{ label|int + n // 2 ** 3 }} {{ f|round(1) }}");
     write(root / "fuzz_jinja" / "doc_to_choice.jinja", "{{ [question ~ '!', e or 'x', 1.5e-7, none] }}");
+    // eval: task files in lm-evaluation-harness's format, dataset files (the first byte picks the
+    // parser: 0 CSV, 1 TSV, 2 JSON Lines, 3 JSON), endpoint answers (the first byte picks the
+    // request type and API).
+    write(root / "fuzz_eval_task" / "multiple_choice.yaml",
+          "task: mc\ntag: [korean]\ndataset_path: json\ntest_split: test\noutput_type: multiple_choice\n"
+          "num_fewshot: 1\ndescription: \"Pick one.\\n\\n\"\n"
+          "doc_to_text: \"{{question.strip()}}\\nAnswer:\"\ndoc_to_choice: \"{{choices}}\"\n"
+          "doc_to_target: answer\nmetric_list:\n  - metric: acc\n  - metric: acc_norm\nmetadata:\n  version: 1.0\n");
+    write(root / "fuzz_eval_task" / "generate_until.yaml",
+          "task: gen\ndataset_path: json\ntest_split: test\noutput_type: generate_until\n"
+          "doc_to_text: \"Q: {{question}}\\nA:\"\ndoc_to_target: \"{{['a','b'][answer]}}\"\nrepeats: 3\n"
+          "generation_kwargs:\n  until: [\"\\n\"]\n  do_sample: false\n  temperature: 0\n"
+          "filter_list:\n  - name: get-answer\n    filter:\n      - function: regex\n"
+          "        regex_pattern: \"#### (\\\\-?[0-9]+)\"\n      - function: majority_vote\n      - function: take_first\n"
+          "metric_list:\n  - metric: exact_match\n    ignore_case: true\n    regexes_to_ignore: [\",\"]\n");
+    write(root / "fuzz_eval_dataset" / "kmmlu.csv",
+          std::string(1, '\0') + "question,answer,A,B,C,D,Category\n\"회계란, \"\"무엇\"\"인가?\",1,가,나,다,라,Accounting\r\n");
+    write(root / "fuzz_eval_dataset" / "kobest.tsv", std::string(1, '\1') + "paragraph\tquestion\tlabel\n문단\t질문\t0\n");
+    write(root / "fuzz_eval_dataset" / "docs.jsonl",
+          std::string(1, '\2') + "{\"question\": \"q\", \"choices\": [\"a\", \"b\"], \"answer\": 1}\n\n{\"question\": 2}\n");
+    write(root / "fuzz_eval_dataset" / "click.json",
+          std::string(1, '\3') + "[{\"id\": \"x\", \"paragraph\": \"\", \"choices\": [\"가\", \"나\"], \"answer\": \"나\"}]");
+    write(root / "fuzz_openai_response" / "echo_logprobs.json",
+          std::string(1, '\0') + R"({"choices": [{"text": "Question: two plus two? four", "logprobs": {"tokens": ["Question", ":", " four"],
+              "token_logprobs": [null, -1.5, -0.25], "top_logprobs": [null, {":": -1.5}, {" four": -0.25}],
+              "text_offset": [0, 8, 23]}, "finish_reason": "length"}]})");
+    write(root / "fuzz_openai_response" / "chat.json",
+          std::string(1, '\x0e') + R"({"choices": [{"message": {"role": "assistant", "content": "<think>hm</think>four",
+              "reasoning_content": "x"}, "finish_reason": "stop"}]})");
   } catch (const Error& e) {
     fmt::print(stderr, "make_fuzz_seeds: error: {}\n", e.message());
     return 2;
