@@ -277,7 +277,9 @@ TEST(Execute, TheEngineBackendThroughTheCache) {
   EXPECT_EQ(stats.sent, 0u);
   expect_same(first, second);
   for (size_t i = 0; i < reqs.size(); ++i) {
-    if (reqs[i].type == RequestType::kLoglikelihood) EXPECT_LT(first[i].logprob, 0);
+    if (reqs[i].type == RequestType::kLoglikelihood) {
+      EXPECT_LT(first[i].logprob, 0);
+    }
   }
 }
 
