@@ -393,7 +393,10 @@ bool parse_generation(const Field& f, TaskConfig& c) {
   if (j.is_null()) return false;
   if (!j.is_object()) throw corrupt(at(f), "'generation_kwargs' must be a mapping");
   bool has_until = false;
-  for (const auto& [key, v] : j.items()) {
+  for (const auto& item : j.items()) {
+    // Not a structured binding: clang (before 16) cannot capture one in the lambda below.
+    const std::string& key = item.key();
+    const ojson& v = item.value();
     auto bad = [&](const char* what) {
       return corrupt(at(f), "generation_kwargs.{} must be {}", key, what);
     };
