@@ -119,6 +119,21 @@ void CsvReader::end_field() {
   field_quoted_ = false;
 }
 
+bool CsvReader::end_field_or_record(char ch) {
+  if (ch == delimiter_) {
+    end_field();
+    state_ = State::kFieldStart;
+    return true;
+  }
+  if (ch == '\n' || ch == '\r') {
+    ++line_;
+    end_record();
+    state_ = ch == '\r' ? State::kAfterCr : State::kFieldStart;
+    return true;
+  }
+  return false;
+}
+
 void CsvReader::end_record() {
   end_field();
   const bool blank = record_.size() == 1 && record_[0].empty() && !record_quoted_[0];
@@ -182,16 +197,7 @@ void CsvReader::consume(std::string_view bytes) {
         state_ = State::kUnquoted;
         [[fallthrough]];
       case State::kUnquoted:
-        if (ch == delimiter_) {
-          end_field();
-          state_ = State::kFieldStart;
-        } else if (ch == '\n' || ch == '\r') {
-          ++line_;
-          end_record();
-          state_ = ch == '\r' ? State::kAfterCr : State::kFieldStart;
-        } else {
-          field_.push_back(ch);
-        }
+        if (!end_field_or_record(ch)) field_.push_back(ch);
         break;
       case State::kQuoted:
         if (ch == '"') {
@@ -205,14 +211,7 @@ void CsvReader::consume(std::string_view bytes) {
         if (ch == '"') {
           field_.push_back('"');
           state_ = State::kQuoted;
-        } else if (ch == delimiter_) {
-          end_field();
-          state_ = State::kFieldStart;
-        } else if (ch == '\n' || ch == '\r') {
-          ++line_;
-          end_record();
-          state_ = ch == '\r' ? State::kAfterCr : State::kFieldStart;
-        } else {
+        } else if (!end_field_or_record(ch)) {
           fail(line_, "a character after a closing quote (a quote inside a quoted field must "
                       "be doubled: \"\")");
         }

@@ -35,6 +35,8 @@ class CsvReader {
   void consume(std::string_view bytes);
   void end_field();
   void end_record();
+  // A delimiter ends the field, a newline (or CR) the record; returns false for any other byte.
+  bool end_field_or_record(char ch);
   [[noreturn]] void fail(int64_t line, const std::string& what) const;
 
   std::string source_;
