@@ -134,7 +134,7 @@ int run(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  engine::use_fastest_blas_kernels(argv);
+  engine::configure_blas(argv);
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];

@@ -20,7 +20,7 @@ int main(int argc, char** argv) {
   // memory for reuse costs no more peak memory than the largest working set.
   mallopt(M_MMAP_THRESHOLD, 64 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
-  referee::engine::use_fastest_blas_kernels(argv);  // may re-execute once; see blas_tuning.h
+  referee::engine::configure_blas(argv);  // may re-execute once; see blas_tuning.h
   CLI::App app{"referee — originality verification and evaluation of foundation models"};
   app.set_version_flag("--version", fmt::format("referee {} ({})", referee::kVersion,
                                                 referee::kGitHash));
