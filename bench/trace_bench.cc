@@ -103,12 +103,14 @@ double max_abs_difference(const json& a, const json& b) {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    fmt::print(stderr, "usage: bench_trace MODEL_A MODEL_B [--reps N]\n");
+    fmt::print(stderr, "usage: bench_trace MODEL_A MODEL_B [--reps N] [--probes N]\n");
     return 2;
   }
   int reps = 5;
+  int64_t probes = trace::FingerprintOptions{}.probe_tokens;
   for (int i = 3; i + 1 < argc; ++i) {
     if (std::string(argv[i]) == "--reps") reps = std::atoi(argv[i + 1]);
+    if (std::string(argv[i]) == "--probes") probes = std::atoll(argv[i + 1]);
   }
   try {
     const fs::path source = fs::path(__FILE__).parent_path();
@@ -120,6 +122,7 @@ int main(int argc, char** argv) {
     trace::TraceOptions options;
     options.fingerprint.progress = false;
     options.fingerprint.threads = 2;
+    options.fingerprint.probe_tokens = probes;
     const uint64_t bytes = read_files(files);  // warms the page cache
 
     // The plan for the baseline, from referee's own probe choice.
@@ -130,6 +133,7 @@ int main(int argc, char** argv) {
     {
       json plan;
       plan["models"] = {plan_for(ma, fa, options.fingerprint.max_units), plan_for(mb, fb, options.fingerprint.max_units)};
+      plan["test_units"] = options.weights.test_units;
       std::ofstream(work / "plan.json") << plan.dump();
     }
     const std::string python = "/usr/bin/python3";

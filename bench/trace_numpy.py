@@ -139,7 +139,9 @@ def log_p_spearman(rho, n):
     return float(norm.logsf(rho * math.sqrt(n - 1)))
 
 
-def neuron_test(ga, ua, gb, ub):
+def neuron_test(ga, ua, gb, ub, a_units):
+    """A's first a_units neurons matched among all of B's (as referee does)."""
+    ga, ua = ga[:a_units], ua[:a_units]
     sg = standardized_rows(ga) @ standardized_rows(gb).T
     su = standardized_rows(ua) @ standardized_rows(ub).T
     both = (sg + su).astype(np.float32)
@@ -156,7 +158,7 @@ def neuron_test(ga, ua, gb, ub):
             "mean_matched_correlation": float(np.mean(both[r, c]) / 2), "matched": int(len(r))}
 
 
-def compare(a, b):
+def compare(a, b, test_units):
     b_index = {t: i for i, t in enumerate(b["probe_tokens"])}
     ca = [i for i, t in enumerate(a["probe_tokens"]) if t in b_index]
     cb = [b_index[a["probe_tokens"][i]] for i in ca]
@@ -211,7 +213,7 @@ def compare(a, b):
         ra, rb = a["responses"], b["responses"]
         if all((la, k) in ra for k in ("mlp_gate", "mlp_up")) and all((lb, k) in rb for k in ("mlp_gate", "mlp_up")):
             t = neuron_test(ra[(la, "mlp_gate")][:, ca], ra[(la, "mlp_up")][:, ca],
-                            rb[(lb, "mlp_gate")][:, cb], rb[(lb, "mlp_up")][:, cb])
+                            rb[(lb, "mlp_gate")][:, cb], rb[(lb, "mlp_up")][:, cb], test_units)
             t.update({"a_layer": la, "b_layer": lb})
             tests.append(t)
 
@@ -264,7 +266,7 @@ def main():
     read_seconds = time.perf_counter() - start
     start = time.perf_counter()
     fa, fb = (fingerprint(m) for m in plan["models"])
-    result = compare(fa, fb)
+    result = compare(fa, fb, plan["test_units"])
     result["seconds"] = time.perf_counter() - start
     result["read_seconds"] = read_seconds
     json.dump(finite_or_null(result), open(sys.argv[2], "w"))

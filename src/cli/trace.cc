@@ -19,7 +19,7 @@ struct TraceCliOptions {
   bool json = false;
   std::string html;
   unsigned threads = 0;
-  int64_t probes = 256;
+  int64_t probes = trace::FingerprintOptions{}.probe_tokens;
 };
 
 trace::FingerprintOptions fingerprint_options(unsigned threads, int64_t probes) {
@@ -61,7 +61,7 @@ struct FingerprintCliOptions {
   std::string model;
   std::string output;
   unsigned threads = 0;
-  int64_t probes = 256;
+  int64_t probes = trace::FingerprintOptions{}.probe_tokens;
 };
 
 int run_fingerprint(const FingerprintCliOptions& o) {
@@ -92,7 +92,7 @@ void register_trace(CLI::App& app) {
   sub->add_flag("--json", options->json, "Print the report as JSON (docs/json/trace.md)");
   sub->add_option("--html", options->html, "Also write a self-contained HTML report to this file");
   sub->add_option("--threads", options->threads, "Worker threads (default: one per core)");
-  sub->add_option("--probes", options->probes, "Probe tokens per model (default 256)")->check(CLI::Range(8, 65536));
+  sub->add_option("--probes", options->probes, fmt::format("Probe tokens per model (default {})", trace::FingerprintOptions{}.probe_tokens))->check(CLI::Range(8, 65536));
   set_runner(sub, [options] { return run_trace(*options); });
 
   auto fo = std::make_shared<FingerprintCliOptions>();
@@ -101,7 +101,7 @@ void register_trace(CLI::App& app) {
   fsub->add_option("model", fo->model, "Model directory, .safetensors or .gguf file")->required();
   fsub->add_option("-o,--output", fo->output, "Fingerprint file to write (.safetensors)")->required();
   fsub->add_option("--threads", fo->threads, "Worker threads (default: one per core)");
-  fsub->add_option("--probes", fo->probes, "Probe tokens (default 256)")->check(CLI::Range(8, 65536));
+  fsub->add_option("--probes", fo->probes, fmt::format("Probe tokens (default {})", trace::FingerprintOptions{}.probe_tokens))->check(CLI::Range(8, 65536));
   set_runner(fsub, [fo] { return run_fingerprint(*fo); });
 }
 

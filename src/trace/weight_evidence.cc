@@ -41,10 +41,13 @@ SharedProbes shared_probes(const Fingerprint& a, const Fingerprint& b) {
 // Rows of `r` restricted to the shared probe columns, each centred and scaled to unit length, so
 // that the dot product of two rows is their Pearson correlation across the shared probes. (A
 // neuron's scale is arbitrary — the rescaling obfuscation multiplies it — its pattern is not.)
-std::vector<float> standardized_rows(const Responses& r, int64_t probes, const std::vector<int64_t>& columns) {
+// Only the first `max_rows` rows when given.
+std::vector<float> standardized_rows(const Responses& r, int64_t probes, const std::vector<int64_t>& columns,
+                                     int64_t max_rows = -1) {
   const int64_t n = static_cast<int64_t>(columns.size());
-  std::vector<float> out(static_cast<size_t>(r.units * n));
-  for (int64_t u = 0; u < r.units; ++u) {
+  const int64_t rows = max_rows >= 0 ? std::min(max_rows, r.units) : r.units;
+  std::vector<float> out(static_cast<size_t>(rows * n));
+  for (int64_t u = 0; u < rows; ++u) {
     const float* src = r.values.data() + u * probes;
     float* dst = out.data() + u * n;
     double mean = 0;
@@ -107,20 +110,28 @@ double spearman_of_pairs(const std::vector<std::pair<int64_t, int64_t>>& pairs) 
   return x.size() >= 3 ? spearman(x, y) : 0.0;
 }
 
-// The neuron-order and gate/up tests on one MLP of A against one MLP of B.
+// The neuron-order and gate/up tests on one MLP of A against one MLP of B: the first
+// `a_units` neurons of A (a set fixed before the weights are seen) matched among all of B's.
+// The null stays exact with a subset: whichever model was initialised on its own, its labels
+// are exchangeable, so the matched labels of a fixed set of rows are in uniformly random order
+// and Spearman's rho has a random permutation's distribution. The subset bounds the cost at
+// a_units x B's neurons per layer, where all pairs would grow with the square of the width, and
+// leaves the power far beyond what a verdict needs (a derived layer's 512 matched neurons give
+// rho ~ 1, p ~ 1e-110).
 NeuronTest neuron_test(const Responses& gate_a, const Responses& up_a, const Responses& gate_b,
-                       const Responses& up_b, int64_t probes_a, int64_t probes_b, const SharedProbes& shared) {
+                       const Responses& up_b, int64_t probes_a, int64_t probes_b, const SharedProbes& shared,
+                       int64_t a_units) {
   NeuronTest t;
   const int64_t n = shared.size();
-  const auto ga = standardized_rows(gate_a, probes_a, shared.a_columns);
-  const auto ua = standardized_rows(up_a, probes_a, shared.a_columns);
+  const int64_t rows = std::min({gate_a.units, up_a.units, a_units}), cols = std::min(gate_b.units, up_b.units);
+  // Both sides must have the same units for gate and up; they always do in a real MLP.
+  if (gate_a.units != up_a.units || gate_b.units != up_b.units || rows < 1) return t;
+  const auto ga = standardized_rows(gate_a, probes_a, shared.a_columns, rows);
+  const auto ua = standardized_rows(up_a, probes_a, shared.a_columns, rows);
   const auto gb = standardized_rows(gate_b, probes_b, shared.b_columns);
   const auto ub = standardized_rows(up_b, probes_b, shared.b_columns);
-  const int64_t rows = std::min(gate_a.units, up_a.units), cols = std::min(gate_b.units, up_b.units);
-  auto sg = correlations(ga, gate_a.units, gb, gate_b.units, n);
-  auto su = correlations(ua, up_a.units, ub, up_b.units, n);
-  // Both sides must have the same units for gate and up; they always do in a real MLP.
-  if (gate_a.units != up_a.units || gate_b.units != up_b.units) return t;
+  auto sg = correlations(ga, rows, gb, cols, n);
+  auto su = correlations(ua, rows, ub, cols, n);
   std::vector<float> both(sg.size());
   for (size_t i = 0; i < both.size(); ++i) both[i] = sg[i] + su[i];
 
@@ -317,7 +328,7 @@ std::vector<float> standardized_columns(const std::vector<float>& e, int64_t col
   return out;
 }
 
-void compare_awm(const Fingerprint& a, const Fingerprint& b, const SharedProbes& shared, WeightEvidence& w) {
+void compare_awm(const Fingerprint& a, const Fingerprint& b, const SharedProbes& shared, ThreadPool& pool, WeightEvidence& w) {
   const size_t na = w.a_layers.size(), nb = w.b_layers.size();
   w.awm_map.assign(na * nb, kNaN);
   if (a.probe_embeddings.empty() || b.probe_embeddings.empty() || a.hidden_sketches.empty() || b.hidden_sketches.empty()) {
@@ -337,23 +348,35 @@ void compare_awm(const Fingerprint& a, const Fingerprint& b, const SharedProbes&
   w.awm_aligned_dims = static_cast<int64_t>(pairs.size());
   w.awm_alignment = sum / static_cast<double>(pairs.size());
 
-  // Grams over the aligned dimensions, A's rows moved to B's order with their signs.
-  auto grams = [&](const Fingerprint& f, bool is_a) {
-    std::map<std::pair<int32_t, ResponseKind>, CenteredGram> out;
-    for (const auto& h : f.hidden_sketches) {
-      if (h.hidden != f.hidden) continue;
-      std::vector<float> x(pairs.size() * static_cast<size_t>(h.features));
-      for (size_t m = 0; m < pairs.size(); ++m) {
-        const auto [i, j] = pairs[m];
-        const int64_t row = is_a ? i : j;
-        const float sign = is_a && corr[static_cast<size_t>(i * db + j)] < 0 ? -1.0f : 1.0f;
-        for (int64_t c = 0; c < h.features; ++c) x[m * static_cast<size_t>(h.features) + static_cast<size_t>(c)] = sign * h.values[static_cast<size_t>(row * h.features + c)];
-      }
-      out.emplace(std::make_pair(h.layer, h.kind), make_gram(x.data(), static_cast<int64_t>(pairs.size()), h.features));
-    }
-    return out;
+  // Grams over the aligned dimensions, A's rows moved to B's order with their signs: one pool task
+  // per attention sketch of either model (each is an n x n Gram, the bulk of AWM's cost).
+  struct SketchJob {
+    const HiddenSketch* sketch;
+    bool is_a;
   };
-  const auto ga = grams(a, true), gb = grams(b, false);
+  std::vector<SketchJob> jobs;
+  for (const auto* f : {&a, &b}) {
+    for (const auto& h : f->hidden_sketches) {
+      if (h.hidden == f->hidden) jobs.push_back({&h, f == &a});
+    }
+  }
+  std::vector<std::optional<CenteredGram>> job_grams(jobs.size());
+  pool.parallel_for(jobs.size(), [&](size_t k, unsigned) {
+    const HiddenSketch& h = *jobs[k].sketch;
+    const bool is_a = jobs[k].is_a;
+    std::vector<float> x(pairs.size() * static_cast<size_t>(h.features));
+    for (size_t m = 0; m < pairs.size(); ++m) {
+      const auto [i, j] = pairs[m];
+      const int64_t row = is_a ? i : j;
+      const float sign = is_a && corr[static_cast<size_t>(i * db + j)] < 0 ? -1.0f : 1.0f;
+      for (int64_t c = 0; c < h.features; ++c) x[m * static_cast<size_t>(h.features) + static_cast<size_t>(c)] = sign * h.values[static_cast<size_t>(row * h.features + c)];
+    }
+    job_grams[k] = make_gram(x.data(), static_cast<int64_t>(pairs.size()), h.features);
+  });
+  std::map<std::pair<int32_t, ResponseKind>, const CenteredGram*> ga, gb;
+  for (size_t k = 0; k < jobs.size(); ++k) {
+    (jobs[k].is_a ? ga : gb).emplace(std::make_pair(jobs[k].sketch->layer, jobs[k].sketch->kind), &*job_grams[k]);
+  }
   for (size_t i = 0; i < na; ++i) {
     for (size_t j = 0; j < nb; ++j) {
       double total = 0;
@@ -362,7 +385,7 @@ void compare_awm(const Fingerprint& a, const Fingerprint& b, const SharedProbes&
         auto x = ga.find({w.a_layers[i], k});
         auto y = gb.find({w.b_layers[j], k});
         if (x == ga.end() || y == gb.end()) continue;
-        total += cka(x->second, y->second);
+        total += cka(*x->second, *y->second);
         ++parts;
       }
       if (parts) w.awm_map[i * nb + j] = total / parts;
@@ -486,7 +509,7 @@ WeightEvidence compare_weights(const Fingerprint& a, const Fingerprint& b, const
     w.layer_matches.push_back(m);
   }
 
-  compare_awm(a, b, shared, w);
+  compare_awm(a, b, shared, pool, w);
 
   // One-to-one layer pairs for the tests (each A layer used once, so the per-layer p-values are
   // independent under the null and Fisher's method applies). The pairing reads only the CKA map,
@@ -512,7 +535,7 @@ WeightEvidence compare_weights(const Fingerprint& a, const Fingerprint& b, const
       if (t.matched >= 3) outcome.tests.push_back(t);
     };
     if (ra.gate && ra.up && rb.gate && rb.up) {
-      record(neuron_test(*ra.gate, *ra.up, *rb.gate, *rb.up, a.probe_count(), b.probe_count(), shared), -1, -1);
+      record(neuron_test(*ra.gate, *ra.up, *rb.gate, *rb.up, a.probe_count(), b.probe_count(), shared, o.test_units), -1, -1);
     }
     // Mixture of experts: pair experts one-to-one by the CKA of their responses (order-blind, so
     // again harmless to the null), then test each pair's neurons.
@@ -541,9 +564,9 @@ WeightEvidence compare_weights(const Fingerprint& a, const Fingerprint& b, const
       if (best_expert < 0) return;
       const auto& gu = moe.experts.at(best_expert);
       if (dense_is_a) {
-        record(neuron_test(*dense.gate, *dense.up, *gu.first, *gu.second, fd.probe_count(), fm.probe_count(), shared), -1, best_expert);
+        record(neuron_test(*dense.gate, *dense.up, *gu.first, *gu.second, fd.probe_count(), fm.probe_count(), shared, o.test_units), -1, best_expert);
       } else {
-        record(neuron_test(*gu.first, *gu.second, *dense.gate, *dense.up, fm.probe_count(), fd.probe_count(), shared), best_expert, -1);
+        record(neuron_test(*gu.first, *gu.second, *dense.gate, *dense.up, fm.probe_count(), fd.probe_count(), shared, o.test_units), best_expert, -1);
       }
     };
     if (ra.gate && ra.up && !(rb.gate && rb.up) && !eb.empty()) {
@@ -576,7 +599,7 @@ WeightEvidence compare_weights(const Fingerprint& a, const Fingerprint& b, const
       for (const auto& [x, y] : matched_pairs(s, static_cast<int64_t>(ea.size()), static_cast<int64_t>(eb.size()))) {
         const auto& ga = ra.experts.at(ea[static_cast<size_t>(x)].first);
         const auto& gb = rb.experts.at(eb[static_cast<size_t>(y)].first);
-        record(neuron_test(*ga.first, *ga.second, *gb.first, *gb.second, a.probe_count(), b.probe_count(), shared),
+        record(neuron_test(*ga.first, *ga.second, *gb.first, *gb.second, a.probe_count(), b.probe_count(), shared, o.test_units),
                ea[static_cast<size_t>(x)].first, eb[static_cast<size_t>(y)].first);
       }
     }

@@ -6,7 +6,8 @@
 // 2. The neuron-order test (Zhu, Ahmed, Kuditipudi and Liang, "Independence Tests for Language
 //    Models", ICML 2025): match the MLP neurons of a layer of A to those of a layer of B by their
 //    probe responses (a linear assignment), then ask whether the matching keeps the neurons' order
-//    (Spearman's rho of the matched indices). If A was trained from its own random
+//    (Spearman's rho of the matched indices; a fixed subset of A's neurons, matched among all of
+//    B's, bounds the cost without touching the null). If A was trained from its own random
 //    initialisation, its neurons' order is exchangeable — any permutation of them was as likely —
 //    so the matching is a uniformly random permutation whatever B is and whatever data either saw,
 //    and rho has the exact null distribution of a random permutation. p-values combine across
@@ -119,6 +120,8 @@ struct WeightEvidenceOptions {
   int64_t min_shared_probes = 16;
   double near_identical_distance = 0.05;  // relative distance below which a matrix is a copy
   double similar_cosine = 0.5;            // sketch cosine above which a matrix is a modified copy
+  int64_t test_units = 512;               // A's neurons per MLP in the neuron tests (the first
+                                          // ones), each matched among all of B's
   unsigned threads = 0;                   // layer pairs tested in parallel; 0: one per core
 };
 
