@@ -1,6 +1,7 @@
 #include "io/tensor_reader.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 
 #include "io/convert.h"
@@ -98,6 +99,14 @@ void for_each_chunk_f32_and_bytes(const TensorInfo& t, uint64_t chunk_elems, std
   auto& stage = staging_buffer();
   for (int64_t first = 0; first < g.rows; first += rows_per_chunk) {
     const int64_t n = std::min(rows_per_chunk, g.rows - first);
+    if (t.dtype == DType::kF32 && std::endian::native == std::endian::little) {
+      // The stored bytes are the values: read them straight into `scratch`, no conversion copy.
+      const std::span<uint8_t> bytes(reinterpret_cast<uint8_t*>(scratch.data()), static_cast<size_t>(static_cast<uint64_t>(n) * row_bytes));
+      read_tensor_bytes(t, static_cast<uint64_t>(first) * row_bytes, bytes);
+      raw_bytes(bytes);
+      fn(first, std::span<const float>(scratch.data(), static_cast<size_t>(n * g.row_length)));
+      continue;
+    }
     stage.resize(static_cast<size_t>(static_cast<uint64_t>(n) * row_bytes));
     read_tensor_bytes(t, static_cast<uint64_t>(first) * row_bytes, stage);
     raw_bytes(stage);
