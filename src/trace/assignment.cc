@@ -47,24 +47,41 @@ class ShortestAugmentingPath {
   // Adds `row` to the matching: Dijkstra from it over the columns until the nearest free column
   // (the sink) is settled, then updates the potentials and flips the path.
   void augment(size_t row) {
-    for (size_t j = 0; j < m_; ++j) todo_[j] = j, dist_[j] = kInf;
-    size_t todo_count = m_;
     scanned_.clear();
+    // The first step, from `row` itself, reaches every column directly: one plain pass over the
+    // row (no index list to follow, no earlier distance to beat), fused with the reset of the
+    // per-row state. A row whose nearest column is still free ends its search here (on easy
+    // scores, such as a derived model's, nearly every row does).
+    double lowest = kInf;
+    size_t best = 0;
+    {
+      const float* c = score_ + row * m_;
+      const double base = -u_[row];
+      for (size_t j = 0; j < m_; ++j) {
+        todo_[j] = j;
+        const double r = base - static_cast<double>(c[j]) - v_[j];  // cost = -score
+        dist_[j] = r, pred_[j] = row;
+        if (r < lowest || (r == lowest && row_of_col_[j] == kNone)) lowest = r, best = j;
+      }
+    }
+    size_t todo_count = m_;
     double settled = 0;  // distance of the column settled last
     size_t i = row, sink = kNone;
-    while (sink == kNone) {
-      // Relax every unsettled column through row i, and pick the nearest; among equals prefer a
-      // free column, which ends the search sooner.
-      const float* c = score_ + i * m_;
-      const double base = settled - u_[i];
-      double lowest = kInf;
-      size_t best = 0;
-      for (size_t t = 0; t < todo_count; ++t) {
-        const size_t j = todo_[t];
-        const double r = base - static_cast<double>(c[j]) - v_[j];  // cost = -score
-        if (r < dist_[j]) dist_[j] = r, pred_[j] = i;
-        if (dist_[j] < lowest || (dist_[j] == lowest && row_of_col_[j] == kNone)) {
-          lowest = dist_[j], best = t;
+    for (bool first = true; sink == kNone; first = false) {
+      if (!first) {
+        // Relax every unsettled column through row i, and pick the nearest; among equals prefer
+        // a free column, which ends the search sooner.
+        const float* c = score_ + i * m_;
+        const double base = settled - u_[i];
+        lowest = kInf;
+        best = 0;
+        for (size_t t = 0; t < todo_count; ++t) {
+          const size_t j = todo_[t];
+          const double r = base - static_cast<double>(c[j]) - v_[j];  // cost = -score
+          if (r < dist_[j]) dist_[j] = r, pred_[j] = i;
+          if (dist_[j] < lowest || (dist_[j] == lowest && row_of_col_[j] == kNone)) {
+            lowest = dist_[j], best = t;
+          }
         }
       }
       // Finite scores keep every distance finite, so some column is always settled.
