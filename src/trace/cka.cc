@@ -24,49 +24,27 @@ double dot_in_double(const float* a, const float* b, size_t count) {
   return sum;
 }
 
-}  // namespace
-
-CenteredGram make_gram(const float* x, int64_t n, int64_t p) {
+void check_gram_size(int64_t n, int64_t p) {
   if (n < 4) throw invalid_argument("CKA", "needs at least 4 samples, got {}", n);
   if (p < 1) throw invalid_argument("CKA", "needs at least one feature, got {}", p);
-  const auto size = checked_mul(static_cast<uint64_t>(n), static_cast<uint64_t>(p));
-  if (n > INT_MAX || p > INT_MAX || !size ||
+  if (n > INT_MAX || p > INT_MAX || !checked_mul(static_cast<uint64_t>(n), static_cast<uint64_t>(p)) ||
       !checked_mul(static_cast<uint64_t>(n), static_cast<uint64_t>(n))) {
     throw invalid_argument("CKA", "the representation is too large ({} samples x {} features)", n,
                            p);
   }
+}
 
-  // Centre each feature (in double). The unbiased HSIC is unchanged by adding a constant vector to
-  // every sample, but a float Gram of uncentred data would carry a large common part whose
-  // rounding swamps the differences the estimator is made of.
-  std::vector<double> mean(static_cast<size_t>(p), 0.0);
-  for (int64_t i = 0; i < n; ++i) {
-    const float* row = x + i * p;
-    for (int64_t f = 0; f < p; ++f) {
-      if (!std::isfinite(row[f])) {
-        throw invalid_argument("CKA", "value ({}, {}) of the representation is not finite ({})", i,
-                               f, row[f]);
-      }
-      mean[static_cast<size_t>(f)] += row[f];
-    }
+void check_finite(float v, int64_t sample, int64_t feature) {
+  if (!std::isfinite(v)) {
+    throw invalid_argument("CKA", "value ({}, {}) of the representation is not finite ({})", sample,
+                           feature, v);
   }
-  for (double& m : mean) m /= static_cast<double>(n);
-  std::vector<float> centred(*size);
-  for (int64_t i = 0; i < n; ++i) {
-    for (int64_t f = 0; f < p; ++f) {
-      centred[static_cast<size_t>(i * p + f)] =
-          static_cast<float>(x[i * p + f] - mean[static_cast<size_t>(f)]);
-    }
-  }
+}
 
-  // K = X Xᵀ: only the upper triangle is computed (syrk) and kept.
+// The Gram's strictly upper triangle, row sums, total and self-HSIC, from the full n x n matrix
+// whose upper triangle syrk filled.
+CenteredGram finish_gram(const std::vector<float>& full, int64_t n) {
   const auto un = static_cast<size_t>(n);
-  std::vector<float> full(un * un);
-  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, static_cast<blasint>(n),
-              static_cast<blasint>(p), 1.0f, centred.data(), static_cast<blasint>(p), 0.0f,
-              full.data(), static_cast<blasint>(n));
-  centred = {};
-
   CenteredGram g;
   g.n = n;
   g.upper.resize(un * (un - 1) / 2);
@@ -85,6 +63,60 @@ CenteredGram make_gram(const float* x, int64_t n, int64_t p) {
   for (double r : g.row_sums) g.total += r;
   g.self_hsic = hsic_unbiased(g, g);
   return g;
+}
+
+}  // namespace
+
+CenteredGram make_gram(const float* x, int64_t n, int64_t p) {
+  check_gram_size(n, p);
+  // Centre each feature (in double). The unbiased HSIC is unchanged by adding a constant vector to
+  // every sample, but a float Gram of uncentred data would carry a large common part whose
+  // rounding swamps the differences the estimator is made of.
+  std::vector<double> mean(static_cast<size_t>(p), 0.0);
+  for (int64_t i = 0; i < n; ++i) {
+    const float* row = x + i * p;
+    for (int64_t f = 0; f < p; ++f) {
+      check_finite(row[f], i, f);
+      mean[static_cast<size_t>(f)] += row[f];
+    }
+  }
+  for (double& m : mean) m /= static_cast<double>(n);
+  std::vector<float> centred(static_cast<size_t>(n * p));
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t f = 0; f < p; ++f) {
+      centred[static_cast<size_t>(i * p + f)] =
+          static_cast<float>(x[i * p + f] - mean[static_cast<size_t>(f)]);
+    }
+  }
+  // K = X Xᵀ: only the upper triangle is computed (syrk) and kept.
+  std::vector<float> full(static_cast<size_t>(n * n));
+  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, static_cast<blasint>(n),
+              static_cast<blasint>(p), 1.0f, centred.data(), static_cast<blasint>(p), 0.0f,
+              full.data(), static_cast<blasint>(n));
+  return finish_gram(full, n);
+}
+
+CenteredGram make_gram_of_features(const float* features, int64_t n, int64_t p) {
+  check_gram_size(n, p);
+  // Each feature is a row here, so centring it is a pass along the row.
+  std::vector<float> centred(static_cast<size_t>(n * p));
+  for (int64_t f = 0; f < p; ++f) {
+    const float* row = features + f * n;
+    double mean = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      check_finite(row[i], i, f);
+      mean += row[i];
+    }
+    mean /= static_cast<double>(n);
+    float* out = centred.data() + f * n;
+    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(row[i] - mean);
+  }
+  // K = Fᵀ F for the p x n matrix F.
+  std::vector<float> full(static_cast<size_t>(n * n));
+  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, static_cast<blasint>(n),
+              static_cast<blasint>(p), 1.0f, centred.data(), static_cast<blasint>(n), 0.0f,
+              full.data(), static_cast<blasint>(n));
+  return finish_gram(full, n);
 }
 
 double hsic_unbiased(const CenteredGram& k, const CenteredGram& l) {

@@ -65,21 +65,21 @@ std::vector<float> standardized_rows(const Responses& r, int64_t probes, const s
   return out;
 }
 
-// Probes x units (samples x features) for CKA: the responses of one or more tensors side by side.
-std::vector<float> samples_by_units(const std::vector<const Responses*>& parts, int64_t probes,
+// Units x probes (features x samples) for CKA: the responses of one or more tensors stacked, each
+// row restricted to the shared probe columns (a copy along each row; the probes-major transpose
+// this replaced wrote a cache line per value).
+std::vector<float> units_by_samples(const std::vector<const Responses*>& parts, int64_t probes,
                                     const std::vector<int64_t>& columns, int64_t& width) {
   width = 0;
   for (const auto* p : parts) width += p->units;
   const int64_t n = static_cast<int64_t>(columns.size());
   std::vector<float> out(static_cast<size_t>(n * width));
-  int64_t offset = 0;
+  float* dst = out.data();
   for (const auto* p : parts) {
-    for (int64_t u = 0; u < p->units; ++u) {
-      for (int64_t c = 0; c < n; ++c) {
-        out[static_cast<size_t>(c * width + offset + u)] = p->values[static_cast<size_t>(u * probes + columns[static_cast<size_t>(c)])];
-      }
+    for (int64_t u = 0; u < p->units; ++u, dst += n) {
+      const float* src = p->values.data() + u * probes;
+      for (int64_t c = 0; c < n; ++c) dst[c] = src[columns[static_cast<size_t>(c)]];
     }
-    offset += p->units;
   }
   return out;
 }
@@ -200,8 +200,8 @@ std::optional<CenteredGram> gram_of(const std::vector<const Responses*>& parts, 
                                     const std::vector<int64_t>& columns) {
   if (parts.empty() || columns.size() < 4) return std::nullopt;
   int64_t width = 0;
-  const auto x = samples_by_units(parts, probes, columns, width);
-  return make_gram(x.data(), static_cast<int64_t>(columns.size()), width);
+  const auto x = units_by_samples(parts, probes, columns, width);
+  return make_gram_of_features(x.data(), static_cast<int64_t>(columns.size()), width);
 }
 
 double norm_of(const std::vector<float>& v) {

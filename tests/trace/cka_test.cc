@@ -164,6 +164,27 @@ TEST(Cka, IsNearZeroForIndependentRepresentations) {
   EXPECT_LT(sd, 0.1);
 }
 
+TEST(Cka, FeatureMajorLayoutGivesTheSameGram) {
+  std::mt19937_64 rng(21);
+  const int64_t n = 37, p = 11;
+  Matrix x = gaussian(n, p, rng);
+  for (int64_t i = 0; i < n; ++i) x[static_cast<size_t>(i * p + 3)] += 50.0f;  // an offset to centre away
+  Matrix xt(x.size());
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t f = 0; f < p; ++f) xt[static_cast<size_t>(f * n + i)] = x[static_cast<size_t>(i * p + f)];
+  }
+  const CenteredGram a = make_gram(x.data(), n, p), b = make_gram_of_features(xt.data(), n, p);
+  ASSERT_EQ(a.upper.size(), b.upper.size());
+  for (size_t k = 0; k < a.upper.size(); ++k) EXPECT_NEAR(a.upper[k], b.upper[k], 1e-4) << k;
+  EXPECT_NEAR(a.total, b.total, 1e-3);
+  EXPECT_NEAR(a.self_hsic, b.self_hsic, 1e-6 * std::abs(a.self_hsic));
+  EXPECT_NEAR(cka(a, b), 1.0, 1e-6);
+  EXPECT_THROW(make_gram_of_features(xt.data(), 3, p), Error);
+  EXPECT_THROW(make_gram_of_features(xt.data(), n, 0), Error);
+  xt[5] = INFINITY;
+  EXPECT_THROW(make_gram_of_features(xt.data(), n, p), Error);
+}
+
 TEST(Cka, RejectsBadInput) {
   std::mt19937_64 rng(14);
   const Matrix x = gaussian(10, 3, rng);
