@@ -103,14 +103,16 @@ double max_abs_difference(const json& a, const json& b) {
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    fmt::print(stderr, "usage: bench_trace MODEL_A MODEL_B [--reps N] [--probes N]\n");
+    fmt::print(stderr, "usage: bench_trace MODEL_A MODEL_B [--reps N] [--probes N] [--test-units N]\n");
     return 2;
   }
   int reps = 5;
   int64_t probes = trace::FingerprintOptions{}.probe_tokens;
+  int64_t test_units = trace::WeightEvidenceOptions{}.test_units;
   for (int i = 3; i + 1 < argc; ++i) {
     if (std::string(argv[i]) == "--reps") reps = std::atoi(argv[i + 1]);
     if (std::string(argv[i]) == "--probes") probes = std::atoll(argv[i + 1]);
+    if (std::string(argv[i]) == "--test-units") test_units = std::atoll(argv[i + 1]);
   }
   try {
     const fs::path source = fs::path(__FILE__).parent_path();
@@ -123,6 +125,7 @@ int main(int argc, char** argv) {
     options.fingerprint.progress = false;
     options.fingerprint.threads = 2;
     options.fingerprint.probe_tokens = probes;
+    options.weights.test_units = test_units;
     const uint64_t bytes = read_files(files);  // warms the page cache
 
     // The plan for the baseline, from referee's own probe choice.
