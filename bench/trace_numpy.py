@@ -218,7 +218,18 @@ def compare(a, b, test_units):
             tests.append(t)
 
     def fisher(logs):
-        return float(chi2.logsf(-2.0 * sum(logs), 2 * len(logs))) if logs else 0.0
+        # chi2.logsf underflows to -inf far out in the tail; for 2k degrees of freedom the
+        # survival function is exp(-x/2) sum_{i<k} (x/2)^i / i!, summed here in log space.
+        if not logs:
+            return 0.0
+        x, k = -2.0 * sum(logs), len(logs)
+        value = float(chi2.logsf(x, 2 * k))
+        if math.isfinite(value):
+            return value
+        h = x / 2.0
+        terms = np.array([i * math.log(h) - math.lgamma(i + 1) for i in range(k)])
+        top = terms.max()
+        return float(-h + top + math.log(np.exp(terms - top).sum()))
 
     # AWM: hidden dimensions aligned through the shared probe tokens' embedding rows.
     za = standardized_rows(a["embeddings"][ca].T)
