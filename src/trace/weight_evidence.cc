@@ -355,9 +355,10 @@ void compare_awm(const Fingerprint& a, const Fingerprint& b, const SharedProbes&
     bool is_a;
   };
   std::vector<SketchJob> jobs;
-  for (const auto* f : {&a, &b}) {
-    for (const auto& h : f->hidden_sketches) {
-      if (h.hidden == f->hidden) jobs.push_back({&h, f == &a});
+  for (const bool is_a : {true, false}) {  // (by flag, not address: a model may be compared with itself)
+    const Fingerprint& f = is_a ? a : b;
+    for (const auto& h : f.hidden_sketches) {
+      if (h.hidden == f.hidden) jobs.push_back({&h, is_a});
     }
   }
   std::vector<std::optional<CenteredGram>> job_grams(jobs.size());

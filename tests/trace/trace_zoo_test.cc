@@ -106,6 +106,21 @@ TEST(TraceZoo, EveryObfuscationAndDtypeCopyOfTheBaseIsDerived) {
   EXPECT_LT(permuted.weights.log_p_gate_up / std::log(10.0), -12.0);
 }
 
+TEST(TraceZoo, AModelAgainstItselfIsACopyWithEveryMapComputed) {
+  // The same fingerprint object on both sides: every statistic must still tell the sides apart.
+  const Fingerprint& f = zoo().fingerprints.at("base-a");
+  const PairResult r = judge_pair(f, f, TraceOptions{});
+  EXPECT_EQ(r.verdict.decided_by, "copies");
+  const size_t n = r.weights.a_layers.size();
+  ASSERT_GT(n, 0u);
+  ASSERT_EQ(r.weights.awm_map.size(), n * n);
+  for (size_t i = 0; i < n; ++i) {
+    EXPECT_NEAR(r.weights.awm_map[i * n + i], 1.0, 1e-5) << "layer " << i;
+    EXPECT_NEAR(r.weights.combined_map[i * n + i], 1.0, 1e-5) << "layer " << i;
+  }
+  EXPECT_NEAR(r.weights.awm_alignment, 1.0, 1e-5);
+}
+
 TEST(TraceZoo, StructuralDerivationsAreNamed) {
   EXPECT_EQ(judge("base-a", "a-upscaled").verdict.relation, Relation::kUpscaled);
   EXPECT_EQ(judge("base-a", "a-pruned").verdict.relation, Relation::kPruned);
