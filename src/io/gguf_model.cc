@@ -16,7 +16,8 @@ std::optional<int64_t> int_key(const GgufFile& g, const std::string& key) {
   if (auto i = v->as_int(); i && *i >= 0) return i;
   // Some architectures store per-layer head counts as an array; report the first layer's.
   if (v->is_array()) {
-    if (auto n = v->numbers(); n && !n->empty() && (*n)[0] >= 0) {
+    // (A range check that NaN fails too: converting NaN or a huge value to an integer is undefined.)
+    if (auto n = v->numbers(); n && !n->empty() && (*n)[0] >= 0 && (*n)[0] <= 9.0e15) {
       return static_cast<int64_t>((*n)[0]);
     }
   }
@@ -104,7 +105,9 @@ std::optional<Tokenizer> tokenizer_from_gguf(const GgufFile& g, const std::strin
     t.vocab.push_back({std::string(token), static_cast<int64_t>(id)});
     // llama.cpp token types: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte.
     if (types) {
-      const int type = static_cast<int>((*types)[id]);
+      // Types are small integers; anything else (NaN, huge, negative: a malformed file) is none.
+      const double raw = (*types)[id];
+      const int type = raw >= 0 && raw <= 255 ? static_cast<int>(raw) : 0;
       if (type == 3 || type == 4) {
         t.added_tokens.push_back({static_cast<int64_t>(id), std::string(token), type == 3});
       }
