@@ -142,6 +142,7 @@ void convert_from_f32(DType t, const float* src, uint64_t elems, uint8_t* dst) {
       }
       return;
     case DType::kF16:
+      if (kFastHalves) return detail::f32_to_f16_avx2(src, elems, dst);
       for (uint64_t i = 0; i < elems; ++i) {
         const uint16_t h = f32_to_f16(src[i]);
         std::memcpy(dst + 2 * i, &h, 2);

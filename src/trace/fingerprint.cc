@@ -70,10 +70,23 @@ uint64_t sketch_width(uint64_t requested, uint64_t elements) {
   return w;
 }
 
-// out[r] += sign · s[r] · v[r] for r < n: the sketch's inner loop, vectorised by the compiler.
+// out[r] += sign · s[r] · v[r] for r < n, the sketch's inner loop, fused with the squares of v
+// (for the norm) added to the 16 lanes of `squares`: a fixed lane per position, so the compiler
+// vectorises both and v is read once. (Separately, the sum of squares in double was a chain of
+// dependent additions that cost as much as the sketch.)
 inline void signed_accumulate(float* __restrict out, const float* __restrict s, const float* __restrict v,
-                              size_t n, float sign) {
-  for (size_t r = 0; r < n; ++r) out[r] += sign * s[r] * v[r];
+                              size_t n, float sign, float* __restrict squares) {
+  size_t r = 0;
+  for (; r + 16 <= n; r += 16) {
+    for (size_t l = 0; l < 16; ++l) {
+      out[r + l] += sign * s[r + l] * v[r + l];
+      squares[l] += v[r + l] * v[r + l];
+    }
+  }
+  for (; r < n; ++r) {
+    out[r] += sign * s[r] * v[r];
+    squares[0] += v[r] * v[r];
+  }
 }
 
 void add_to_sketch(std::span<const float> values, uint64_t first, std::vector<float>& sketch,
@@ -93,21 +106,30 @@ void add_to_sketch(std::span<const float> values, uint64_t first, std::vector<fl
     const size_t before_wrap = std::min<size_t>(run, width - bucket);
     const float* s = signs + (index & 0xFFFF);
     const float* v = values.data() + k;
-    signed_accumulate(out + bucket, s, v, before_wrap, sign);
-    signed_accumulate(out, s + before_wrap, v + before_wrap, run - before_wrap, sign);
+    // Squares in float lanes for at most one block (each lane sums at most W / 16 of them), then
+    // in double: the norm keeps about six significant digits, far more than its uses need.
+    float squares[16] = {};
+    signed_accumulate(out + bucket, s, v, before_wrap, sign, squares);
+    signed_accumulate(out, s + before_wrap, v + before_wrap, run - before_wrap, sign, squares);
+    for (float q : squares) sum_squares += q;
     k += run;
   }
-  // The sum of squares in eight independent partial sums: one running double sum is a chain of
-  // dependent additions that costs more than the sketch itself.
-  double partial[8] = {};
-  double ss = 0;
-  size_t i = 0;
-  for (; i + 8 <= values.size(); i += 8) {
-    for (size_t l = 0; l < 8; ++l) partial[l] += static_cast<double>(values[i + l]) * values[i + l];
+}
+
+// Values rounded to the nearest f16 (clamped to its finite range) and back: responses are kept
+// and saved as f16, and rounded as soon as they are computed, so a saved fingerprint and a fresh one
+// are equal. Through the bulk converters (F16C where the CPU has it): the scalar round trip cost
+// a third of fingerprinting.
+void round_through_f16(std::vector<float>& values) {
+  constexpr size_t kBlock = 4096;
+  uint16_t halves[kBlock];
+  for (size_t start = 0; start < values.size(); start += kBlock) {
+    const size_t n = std::min(kBlock, values.size() - start);
+    float* v = values.data() + start;
+    for (size_t k = 0; k < n; ++k) v[k] = std::clamp(v[k], -65504.0f, 65504.0f);
+    io::convert_from_f32(io::DType::kF16, v, n, reinterpret_cast<uint8_t*>(halves));
+    io::convert_to_f32(io::DType::kF16, reinterpret_cast<const uint8_t*>(halves), n, v);
   }
-  for (; i < values.size(); ++i) ss += static_cast<double>(values[i]) * values[i];
-  for (double p : partial) ss += p;
-  sum_squares += ss;
 }
 
 bool is_norm_role(io::Role r) {
@@ -479,26 +501,20 @@ Fingerprint take_fingerprint(const io::Model& model, const FingerprintOptions& o
         for (int64_t c = 0; c < hidden; ++c) hs->values[static_cast<size_t>(c * k + b)] = bucket_rows[static_cast<size_t>(b * hidden + c)];
       }
     }
+    for (auto& r : responses[i]) round_through_f16(r.values);
+    if (hidden_sketches[i]) round_through_f16(hidden_sketches[i]->values);
     d.norm = std::sqrt(sum_squares);
     progress.add(t.byte_size);
   });
   progress.finish();
-  // Responses are kept (and saved) as f16: three significant digits are plenty for correlations,
-  // and they halve the file. Rounded here too, so a saved fingerprint and a fresh one are equal.
-  const auto round_to_f16 = [](std::vector<float>& values) {
-    for (float& v : values) v = f16_to_f32(f32_to_f16(std::clamp(v, -65504.0f, 65504.0f)));
-  };
+  // Responses, sketches and probe embeddings are kept (and saved) as f16 (three significant digits
+  // are plenty for correlations, and they halve the file), rounded in each tensor's task above.
   for (auto& rs : responses) {
-    for (auto& r : rs) {
-      round_to_f16(r.values);
-      fp.responses.push_back(std::move(r));
-    }
+    for (auto& r : rs) fp.responses.push_back(std::move(r));
   }
-  round_to_f16(fp.probe_embeddings);
+  round_through_f16(fp.probe_embeddings);
   for (auto& h : hidden_sketches) {
-    if (!h) continue;
-    round_to_f16(h->values);
-    fp.hidden_sketches.push_back(std::move(*h));
+    if (h) fp.hidden_sketches.push_back(std::move(*h));
   }
   std::sort(fp.hidden_sketches.begin(), fp.hidden_sketches.end(), [](const HiddenSketch& a, const HiddenSketch& b) {
     return std::tie(a.layer, a.kind) < std::tie(b.layer, b.kind);

@@ -5,6 +5,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "io/byte_level.h"
 #include "io/convert.h"
@@ -132,6 +133,22 @@ TEST(Convert, BothDecoderBuildsAgreeBitForBit) {
   for (size_t k = 0; k < halves.size(); ++k) {
     // F16C quiets signalling NaNs; every other value must match exactly.
     ASSERT_TRUE(same_float(out[k], f16_to_f32(halves[k]))) << k;
+  }
+  // The f16 encoder against the scalar rounding: random bit patterns (every exponent, NaNs and
+  // infinities included), halfway cases, and the overflow and subnormal edges.
+  std::vector<float> floats;
+  for (int k = 0; k < 4000; ++k) floats.push_back(std::bit_cast<float>(static_cast<uint32_t>(rng.next())));
+  for (uint32_t h = 0; h < 0x7c00u; h += 7) {
+    const float f = f16_to_f32(static_cast<uint16_t>(h));
+    const float next = f16_to_f32(static_cast<uint16_t>(h + 1));
+    floats.insert(floats.end(), {f, -f, (f + next) / 2, -(f + next) / 2});
+  }
+  floats.insert(floats.end(), {65504.0f, 65519.99f, 65520.0f, 0x1p-25f, 0x1p-24f * 1.5f, 0x1p-14f,
+                               std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::quiet_NaN()});
+  std::vector<uint16_t> encoded(floats.size());
+  detail::f32_to_f16_avx2(floats.data(), floats.size(), reinterpret_cast<uint8_t*>(encoded.data()));
+  for (size_t k = 0; k < floats.size(); ++k) {
+    ASSERT_EQ(encoded[k], f32_to_f16(floats[k])) << "element " << k << " = " << floats[k];
   }
 }
 
