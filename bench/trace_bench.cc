@@ -21,6 +21,7 @@
 #include "io/model.h"
 #include "trace/report.h"
 #include "trace/trace.h"
+#include "util/allocator.h"
 #include "util/error.h"
 #include "util/mapped_file.h"
 
@@ -106,6 +107,7 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "usage: bench_trace MODEL_A MODEL_B [--reps N] [--probes N] [--test-units N]\n");
     return 2;
   }
+  keep_freed_memory_for_reuse();  // as the `referee` command does, so this times its work
   int reps = 5;
   int64_t probes = trace::FingerprintOptions{}.probe_tokens;
   int64_t test_units = trace::WeightEvidenceOptions{}.test_units;

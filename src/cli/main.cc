@@ -3,23 +3,17 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
-#include <malloc.h>
-
 #include <cstdio>
 #include <new>
 
 #include "cli/commands.h"
 #include "engine/blas_tuning.h"
+#include "util/allocator.h"
 #include "util/error.h"
 #include "util/version.h"
 
 int main(int argc, char** argv) {
-  // referee's working sets are buffers of a few megabytes allocated and freed over and over (a
-  // layer's matrices, a chunk of a tensor). glibc would map each one afresh and unmap it when freed,
-  // so every use paid for page faults and zeroing again (a fifth of trace's time); keeping freed
-  // memory for reuse costs no more peak memory than the largest working set.
-  mallopt(M_MMAP_THRESHOLD, 64 << 20);
-  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  referee::keep_freed_memory_for_reuse();  // see util/allocator.h
   referee::engine::configure_blas(argv);  // may re-execute once; see blas_tuning.h
   CLI::App app{"referee — originality verification and evaluation of foundation models"};
   app.set_version_flag("--version", fmt::format("referee {} ({})", referee::kVersion,
