@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <cstring>
+#include <functional>
+#include <memory>
 
 #include "util/checked_math.h"
 #include "util/error.h"
@@ -12,16 +15,33 @@
 namespace referee::trace {
 namespace {
 
-// Σ a[k]·b[k] over float arrays, accumulated in double (OpenBLAS's dsdot), in chunks that fit
-// BLAS's 32-bit lengths.
+// Σ a[k]·b[k] over float arrays, each product and the sums in double: eight independent partial
+// sums, which the compiler vectorises (OpenBLAS's dsdot, which this replaced, ran at a third of
+// the speed).
 double dot_in_double(const float* a, const float* b, size_t count) {
-  constexpr size_t kChunk = size_t{1} << 30;
-  double sum = 0;
-  for (size_t start = 0; start < count; start += kChunk) {
-    const size_t len = std::min(kChunk, count - start);
-    sum += cblas_dsdot(static_cast<blasint>(len), a + start, 1, b + start, 1);
+  double partial[8] = {};
+  size_t k = 0;
+  for (; k + 8 <= count; k += 8) {
+    for (size_t l = 0; l < 8; ++l) partial[l] += static_cast<double>(a[k + l]) * static_cast<double>(b[k + l]);
   }
+  double sum = 0;
+  for (; k < count; ++k) sum += static_cast<double>(a[k]) * static_cast<double>(b[k]);
+  for (double p : partial) sum += p;
   return sum;
+}
+
+// Throws naming the first non-finite value of x (n values) when there is one; a vectorised pass
+// over the exponent bits (all ones for an infinity or a NaN) first.
+void check_all_finite(const float* x, size_t count, const std::function<void(size_t)>& report) {
+  uint32_t non_finite = 0;
+  for (size_t k = 0; k < count; ++k) {
+    uint32_t bits;
+    std::memcpy(&bits, x + k, sizeof bits);
+    non_finite |= (bits & 0x7f800000u) == 0x7f800000u;
+  }
+  for (size_t k = 0; non_finite && k < count; ++k) {
+    if (!std::isfinite(x[k])) report(k);
+  }
 }
 
 void check_gram_size(int64_t n, int64_t p) {
@@ -43,7 +63,7 @@ void check_finite(float v, int64_t sample, int64_t feature) {
 
 // The Gram's strictly upper triangle, row sums, total and self-HSIC, from the full n x n matrix
 // whose upper triangle syrk filled.
-CenteredGram finish_gram(const std::vector<float>& full, int64_t n) {
+CenteredGram finish_gram(const float* full, int64_t n) {
   const auto un = static_cast<size_t>(n);
   CenteredGram g;
   g.n = n;
@@ -69,54 +89,60 @@ CenteredGram finish_gram(const std::vector<float>& full, int64_t n) {
 
 CenteredGram make_gram(const float* x, int64_t n, int64_t p) {
   check_gram_size(n, p);
+  const auto un = static_cast<size_t>(n), up = static_cast<size_t>(p);
+  check_all_finite(x, un * up, [&](size_t k) { check_finite(x[k], static_cast<int64_t>(k / up), static_cast<int64_t>(k % up)); });
   // Centre each feature (in double). The unbiased HSIC is unchanged by adding a constant vector to
   // every sample, but a float Gram of uncentred data would carry a large common part whose
   // rounding swamps the differences the estimator is made of.
-  std::vector<double> mean(static_cast<size_t>(p), 0.0);
-  for (int64_t i = 0; i < n; ++i) {
-    const float* row = x + i * p;
-    for (int64_t f = 0; f < p; ++f) {
-      check_finite(row[f], i, f);
-      mean[static_cast<size_t>(f)] += row[f];
-    }
+  std::vector<double> mean(up, 0.0);
+  for (size_t i = 0; i < un; ++i) {
+    const float* row = x + i * up;
+    for (size_t f = 0; f < up; ++f) mean[f] += row[f];
   }
   for (double& m : mean) m /= static_cast<double>(n);
-  std::vector<float> centred(static_cast<size_t>(n * p));
-  for (int64_t i = 0; i < n; ++i) {
-    for (int64_t f = 0; f < p; ++f) {
-      centred[static_cast<size_t>(i * p + f)] =
-          static_cast<float>(x[i * p + f] - mean[static_cast<size_t>(f)]);
-    }
+  auto centred = std::make_unique_for_overwrite<float[]>(un * up);
+  for (size_t i = 0; i < un; ++i) {
+    for (size_t f = 0; f < up; ++f) centred[i * up + f] = static_cast<float>(x[i * up + f] - mean[f]);
   }
-  // K = X Xᵀ: only the upper triangle is computed (syrk) and kept.
-  std::vector<float> full(static_cast<size_t>(n * n));
+  // K = X Xᵀ: only the upper triangle is computed (syrk) and read.
+  auto full = std::make_unique_for_overwrite<float[]>(un * un);
   cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, static_cast<blasint>(n),
-              static_cast<blasint>(p), 1.0f, centred.data(), static_cast<blasint>(p), 0.0f,
-              full.data(), static_cast<blasint>(n));
-  return finish_gram(full, n);
+              static_cast<blasint>(p), 1.0f, centred.get(), static_cast<blasint>(p), 0.0f,
+              full.get(), static_cast<blasint>(n));
+  return finish_gram(full.get(), n);
 }
 
 CenteredGram make_gram_of_features(const float* features, int64_t n, int64_t p) {
   check_gram_size(n, p);
+  std::vector<float> copy(features, features + static_cast<size_t>(n * p));
+  return make_gram_of_features_in_place(copy.data(), n, p);
+}
+
+CenteredGram make_gram_of_features_in_place(float* features, int64_t n, int64_t p) {
+  check_gram_size(n, p);
+  const auto un = static_cast<size_t>(n), up = static_cast<size_t>(p);
+  check_all_finite(features, un * up, [&](size_t k) {
+    check_finite(features[k], static_cast<int64_t>(k % un), static_cast<int64_t>(k / un));
+  });
   // Each feature is a row here, so centring it is a pass along the row.
-  std::vector<float> centred(static_cast<size_t>(n * p));
-  for (int64_t f = 0; f < p; ++f) {
-    const float* row = features + f * n;
-    double mean = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      check_finite(row[i], i, f);
-      mean += row[i];
+  for (size_t f = 0; f < up; ++f) {
+    float* row = features + f * un;
+    double partial[4] = {};
+    size_t i = 0;
+    for (; i + 4 <= un; i += 4) {
+      for (size_t l = 0; l < 4; ++l) partial[l] += row[i + l];
     }
+    double mean = (partial[0] + partial[1]) + (partial[2] + partial[3]);
+    for (; i < un; ++i) mean += row[i];
     mean /= static_cast<double>(n);
-    float* out = centred.data() + f * n;
-    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(row[i] - mean);
+    for (i = 0; i < un; ++i) row[i] = static_cast<float>(row[i] - mean);
   }
   // K = Fᵀ F for the p x n matrix F.
-  std::vector<float> full(static_cast<size_t>(n * n));
+  auto full = std::make_unique_for_overwrite<float[]>(un * un);
   cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, static_cast<blasint>(n),
-              static_cast<blasint>(p), 1.0f, centred.data(), static_cast<blasint>(n), 0.0f,
-              full.data(), static_cast<blasint>(n));
-  return finish_gram(full, n);
+              static_cast<blasint>(p), 1.0f, features, static_cast<blasint>(n), 0.0f,
+              full.get(), static_cast<blasint>(n));
+  return finish_gram(full.get(), n);
 }
 
 double hsic_unbiased(const CenteredGram& k, const CenteredGram& l) {

@@ -31,6 +31,8 @@ CenteredGram make_gram(const float* x, int64_t n, int64_t p);
 // The same Gram from the transposed layout: `features` is p x n, one row per feature (how probe
 // responses are stored: a row per unit), so no transpose has to be built.
 CenteredGram make_gram_of_features(const float* features, int64_t n, int64_t p);
+// The same, centring `features` in place instead of in a copy (it is left centred).
+CenteredGram make_gram_of_features_in_place(float* features, int64_t n, int64_t p);
 
 // Unbiased HSIC_1(K, L) (Song et al. 2012, eq. 5). Throws referee::Error when the sample counts
 // differ.

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <memory>
 #include <set>
 #include <unordered_map>
 
@@ -84,10 +85,22 @@ std::vector<float> units_by_samples(const std::vector<const Responses*>& parts, 
   return out;
 }
 
+// A float matrix whose values are written before they are read: no zero fill (the correlation
+// matrices of the neuron tests are megabytes, and filling them cost as much as a third of the
+// product that overwrites them).
+struct Scores {
+  std::unique_ptr<float[]> values;
+  size_t size = 0;
+  explicit Scores(size_t n) : values(std::make_unique_for_overwrite<float[]>(n)), size(n) {}
+  float* data() { return values.get(); }
+  const float* data() const { return values.get(); }
+  float& operator[](size_t k) { return values[k]; }
+  float operator[](size_t k) const { return values[k]; }
+};
+
 // a (m x n) times b (k x n) transposed: m x k.
-std::vector<float> correlations(const std::vector<float>& a, int64_t m, const std::vector<float>& b,
-                                int64_t k, int64_t n) {
-  std::vector<float> out(static_cast<size_t>(m * k));
+Scores correlations(const std::vector<float>& a, int64_t m, const std::vector<float>& b, int64_t k, int64_t n) {
+  Scores out(static_cast<size_t>(m * k));
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(k),
               static_cast<int>(n), 1.0f, a.data(), static_cast<int>(n), b.data(), static_cast<int>(n),
               0.0f, out.data(), static_cast<int>(k));
@@ -95,8 +108,8 @@ std::vector<float> correlations(const std::vector<float>& a, int64_t m, const st
 }
 
 // Pairs (row, column) of a maximum-score assignment.
-std::vector<std::pair<int64_t, int64_t>> matched_pairs(const std::vector<float>& score, int64_t rows, int64_t cols) {
-  const std::vector<int64_t> col_of_row = max_score_assignment(score.data(), rows, cols);
+std::vector<std::pair<int64_t, int64_t>> matched_pairs(const float* score, int64_t rows, int64_t cols) {
+  const std::vector<int64_t> col_of_row = max_score_assignment(score, rows, cols);
   std::vector<std::pair<int64_t, int64_t>> pairs;
   for (int64_t r = 0; r < rows; ++r) {
     if (col_of_row[static_cast<size_t>(r)] >= 0) pairs.emplace_back(r, col_of_row[static_cast<size_t>(r)]);
@@ -130,18 +143,8 @@ NeuronTest neuron_test(const Responses& gate_a, const Responses& up_a, const Res
   const auto ua = standardized_rows(up_a, probes_a, shared.a_columns, rows);
   const auto gb = standardized_rows(gate_b, probes_b, shared.b_columns);
   const auto ub = standardized_rows(up_b, probes_b, shared.b_columns);
-  auto sg = correlations(ga, rows, gb, cols, n);
-  auto su = correlations(ua, rows, ub, cols, n);
-  std::vector<float> both(sg.size());
-  for (size_t i = 0; i < both.size(); ++i) both[i] = sg[i] + su[i];
-
-  const auto pairs = matched_pairs(both, rows, cols);
-  t.matched = static_cast<int64_t>(pairs.size());
-  t.rho_identity = spearman_of_pairs(pairs);
-  t.log_p_identity = log_p_spearman_upper(t.rho_identity, t.matched);
-  double sum = 0;
-  for (const auto& [r, c] : pairs) sum += both[static_cast<size_t>(r * cols + c)] / 2.0;
-  t.mean_matched_correlation = pairs.empty() ? 0.0 : sum / static_cast<double>(pairs.size());
+  Scores sg = correlations(ga, rows, gb, cols, n);
+  Scores su = correlations(ua, rows, ub, cols, n);
 
   // Zhu et al.'s robust variant: do the gate-only and up-only matchings agree?
   const auto by_gate = max_score_assignment(sg.data(), rows, cols);
@@ -152,6 +155,18 @@ NeuronTest neuron_test(const Responses& gate_a, const Responses& up_a, const Res
     x.push_back(static_cast<double>(by_gate[static_cast<size_t>(r)]));
     y.push_back(static_cast<double>(by_up[static_cast<size_t>(r)]));
   }
+
+  // The order test on gate and up together: their correlations summed (into sg, done with).
+  Scores& both = sg;
+  for (size_t i = 0; i < both.size; ++i) both[i] += su[i];
+  const auto pairs = matched_pairs(both.data(), rows, cols);
+  t.matched = static_cast<int64_t>(pairs.size());
+  t.rho_identity = spearman_of_pairs(pairs);
+  t.log_p_identity = log_p_spearman_upper(t.rho_identity, t.matched);
+  double sum = 0;
+  for (const auto& [r, c] : pairs) sum += both[static_cast<size_t>(r * cols + c)] / 2.0;
+  t.mean_matched_correlation = pairs.empty() ? 0.0 : sum / static_cast<double>(pairs.size());
+
   t.rho_gate_up = x.size() >= 3 ? spearman(x, y) : 0.0;
   t.log_p_gate_up = x.size() >= 3 ? log_normal_sf(t.rho_gate_up * std::sqrt(static_cast<double>(x.size()) - 1.0)) : 0.0;
   return t;
@@ -200,8 +215,8 @@ std::optional<CenteredGram> gram_of(const std::vector<const Responses*>& parts, 
                                     const std::vector<int64_t>& columns) {
   if (parts.empty() || columns.size() < 4) return std::nullopt;
   int64_t width = 0;
-  const auto x = units_by_samples(parts, probes, columns, width);
-  return make_gram_of_features(x.data(), static_cast<int64_t>(columns.size()), width);
+  auto x = units_by_samples(parts, probes, columns, width);
+  return make_gram_of_features_in_place(x.data(), static_cast<int64_t>(columns.size()), width);
 }
 
 double norm_of(const std::vector<float>& v) {
@@ -338,10 +353,10 @@ void compare_awm(const Fingerprint& a, const Fingerprint& b, const SharedProbes&
   const int64_t n = shared.size(), da = a.hidden, db = b.hidden;
   const auto za = standardized_columns(a.probe_embeddings, da, shared.a_columns);
   const auto zb = standardized_columns(b.probe_embeddings, db, shared.b_columns);
-  auto corr = correlations(za, da, zb, db, n);
-  std::vector<float> magnitude(corr.size());
-  for (size_t k = 0; k < corr.size(); ++k) magnitude[k] = std::abs(corr[k]);
-  const auto pairs = matched_pairs(magnitude, da, db);
+  const Scores corr = correlations(za, da, zb, db, n);
+  Scores magnitude(corr.size);
+  for (size_t k = 0; k < corr.size; ++k) magnitude[k] = std::abs(corr[k]);
+  const auto pairs = matched_pairs(magnitude.data(), da, db);
   if (pairs.size() < 4) return;
   double sum = 0;
   for (const auto& [i, j] : pairs) sum += magnitude[static_cast<size_t>(i * db + j)];
@@ -517,7 +532,7 @@ WeightEvidence compare_weights(const Fingerprint& a, const Fingerprint& b, const
   // which ignores the order of neurons, so it does not disturb the tests' null distribution.
   std::vector<float> score(na * nb);
   for (size_t k = 0; k < score.size(); ++k) score[k] = std::isnan(pairing[k]) ? -1.0f : static_cast<float>(pairing[k]);
-  const auto layer_pairs = matched_pairs(score, static_cast<int64_t>(na), static_cast<int64_t>(nb));
+  const auto layer_pairs = matched_pairs(score.data(), static_cast<int64_t>(na), static_cast<int64_t>(nb));
   // Each layer pair's tests are independent of the others': one task per pair on the pool, the
   // results gathered in pair order so the report does not depend on the thread count.
   struct PairOutcome {
@@ -579,7 +594,7 @@ WeightEvidence compare_weights(const Fingerprint& a, const Fingerprint& b, const
       const auto za = standardized_rows(*ra.router, a.probe_count(), shared.a_columns);
       const auto zb = standardized_rows(*rb.router, b.probe_count(), shared.b_columns);
       const auto c = correlations(za, ra.router->units, zb, rb.router->units, shared.size());
-      const auto experts = matched_pairs(c, ra.router->units, rb.router->units);
+      const auto experts = matched_pairs(c.data(), ra.router->units, rb.router->units);
       RouterTest t;
       t.a_layer = w.a_layers[static_cast<size_t>(i)], t.b_layer = w.b_layers[static_cast<size_t>(j)];
       t.matched = static_cast<int64_t>(experts.size());
@@ -597,7 +612,7 @@ WeightEvidence compare_weights(const Fingerprint& a, const Fingerprint& b, const
           if (ea[x].second && eb[y].second) s[x * eb.size() + y] = static_cast<float>(cka(*ea[x].second, *eb[y].second));
         }
       }
-      for (const auto& [x, y] : matched_pairs(s, static_cast<int64_t>(ea.size()), static_cast<int64_t>(eb.size()))) {
+      for (const auto& [x, y] : matched_pairs(s.data(), static_cast<int64_t>(ea.size()), static_cast<int64_t>(eb.size()))) {
         const auto& ga = ra.experts.at(ea[static_cast<size_t>(x)].first);
         const auto& gb = rb.experts.at(eb[static_cast<size_t>(y)].first);
         record(neuron_test(*ga.first, *ga.second, *gb.first, *gb.second, a.probe_count(), b.probe_count(), shared, o.test_units),
