@@ -18,6 +18,24 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
+// Throws naming the first score of rows [first, first + count) that is not finite: a vectorised
+// pass over the exponent bits (all ones for an infinity or a NaN), then a second pass to name the
+// culprit if there is one.
+void check_finite_rows(const float* score, size_t first, size_t count, size_t cols) {
+  const float* x = score + first * cols;
+  uint32_t non_finite = 0;
+  for (size_t k = 0; k < count * cols; ++k) {
+    uint32_t bits;
+    std::memcpy(&bits, x + k, sizeof bits);
+    non_finite |= (bits & 0x7f800000u) == 0x7f800000u;
+  }
+  for (size_t k = 0; non_finite && k < count * cols; ++k) {
+    if (!std::isfinite(x[k])) {
+      throw invalid_argument("assignment", "score ({}, {}) is not finite ({})", first + k / cols, k % cols, x[k]);
+    }
+  }
+}
+
 // Minimum-cost assignment of every row of the n x m matrix cost(i, j) = -score[i·m + j], n <= m,
 // by shortest augmenting paths: rows are added one at a time, and each new row reaches a free
 // column along the cheapest alternating path, found by Dijkstra's algorithm on reduced costs
@@ -42,7 +60,10 @@ class ShortestAugmentingPath {
 
   // For each row, its column (every row is matched, as n <= m).
   std::vector<size_t> solve() {
-    for (size_t row = 0; row < n_; ++row) augment(row);
+    for (size_t row = 0; row < n_; ++row) {
+      check_finite_rows(score_, row, 1, m_);
+      augment(row);
+    }
     return std::move(col_of_row_);
   }
 
@@ -191,26 +212,15 @@ std::vector<int64_t> max_score_assignment(const float* score, int64_t rows, int6
   const auto n_rows = static_cast<size_t>(rows), n_cols = static_cast<size_t>(cols);
   std::vector<int64_t> col_of_row(n_rows, -1);
   if (rows == 0 || cols == 0) return col_of_row;
-  // Finite scores only: one vectorised pass over the exponent bits (all ones for an infinity or a
-  // NaN), then a second pass to name the culprit if there is one.
-  uint32_t non_finite = 0;
-  for (size_t k = 0; k < *size; ++k) {
-    uint32_t bits;
-    std::memcpy(&bits, score + k, sizeof bits);
-    non_finite |= (bits & 0x7f800000u) == 0x7f800000u;
-  }
-  for (size_t k = 0; non_finite && k < *size; ++k) {
-    if (!std::isfinite(score[k])) {
-      throw invalid_argument("assignment", "score ({}, {}) is not finite ({})", k / n_cols,
-                             k % n_cols, score[k]);
-    }
-  }
   if (rows <= cols) {
+    // Each row is checked as it joins the matching, while it is in cache for its first pass.
     const auto matched = ShortestAugmentingPath(score, n_rows, n_cols).solve();
     for (size_t r = 0; r < n_rows; ++r) col_of_row[r] = static_cast<int64_t>(matched[r]);
     return col_of_row;
   }
-  // More rows than columns: match every column to a row, on the transposed matrix.
+  // More rows than columns: match every column to a row, on the transposed matrix (checked first,
+  // so that an error names the caller's row and column).
+  check_finite_rows(score, 0, n_rows, n_cols);
   std::vector<float> transposed(*size);
   for (size_t r = 0; r < n_rows; ++r) {
     for (size_t c = 0; c < n_cols; ++c) transposed[c * n_rows + r] = score[r * n_cols + c];

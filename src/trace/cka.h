@@ -43,4 +43,8 @@ double hsic_unbiased(const CenteredGram& k, const CenteredGram& l);
 // HSIC is not positive). Throws referee::Error when the sample counts differ.
 double cka(const CenteredGram& a, const CenteredGram& b);
 
+// cka(*a[i], *b[j]) for every pair, row-major (a.size() x b.size()): the same values up to
+// rounding (the products are summed a tile at a time), with each Gram read from memory once. Throws referee::Error when sample counts differ.
+std::vector<double> cka_matrix(const std::vector<const CenteredGram*>& a, const std::vector<const CenteredGram*>& b);
+
 }  // namespace referee::trace

@@ -41,7 +41,7 @@ namespace referee::trace {
 inline constexpr int kFingerprintVersion = 2;  // 2: the block-rotated sign sketch
 
 struct FingerprintOptions {
-  int64_t probe_tokens = 128;       // probe tokens (fewer if the vocabulary is smaller)
+  int64_t probe_tokens = 64;        // probe tokens (fewer if the vocabulary is smaller)
   int64_t max_units = 4096;         // response rows kept per tensor (the first ones)
   int64_t sketch_buckets = 1024;    // count-sketch width per tensor
   int64_t hidden_features = 128;    // AWM: attention output features kept (sketched beyond)

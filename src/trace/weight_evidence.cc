@@ -393,19 +393,29 @@ void compare_awm(const Fingerprint& a, const Fingerprint& b, const SharedProbes&
   for (size_t k = 0; k < jobs.size(); ++k) {
     (jobs[k].is_a ? ga : gb).emplace(std::make_pair(jobs[k].sketch->layer, jobs[k].sketch->kind), &*job_grams[k]);
   }
-  for (size_t i = 0; i < na; ++i) {
-    for (size_t j = 0; j < nb; ++j) {
-      double total = 0;
-      int parts = 0;
-      for (ResponseKind k : {ResponseKind::kQuery, ResponseKind::kKey}) {
-        auto x = ga.find({w.a_layers[i], k});
-        auto y = gb.find({w.b_layers[j], k});
-        if (x == ga.end() || y == gb.end()) continue;
-        total += cka(*x->second, *y->second);
-        ++parts;
-      }
-      if (parts) w.awm_map[i * nb + j] = total / parts;
+  // Per kind, every A layer against every B layer that has its sketch; then the map averages Q and K.
+  std::vector<double> total(na * nb, 0.0);
+  std::vector<int> parts(na * nb, 0);
+  for (ResponseKind kind : {ResponseKind::kQuery, ResponseKind::kKey}) {
+    std::vector<const CenteredGram*> xs, ys;
+    std::vector<size_t> x_index, y_index;
+    for (size_t i = 0; i < na; ++i) {
+      if (auto it = ga.find({w.a_layers[i], kind}); it != ga.end()) xs.push_back(it->second), x_index.push_back(i);
     }
+    for (size_t j = 0; j < nb; ++j) {
+      if (auto it = gb.find({w.b_layers[j], kind}); it != gb.end()) ys.push_back(it->second), y_index.push_back(j);
+    }
+    const auto values = cka_matrix(xs, ys);
+    for (size_t x = 0; x < xs.size(); ++x) {
+      for (size_t y = 0; y < ys.size(); ++y) {
+        const size_t k = x_index[x] * nb + y_index[y];
+        total[k] += values[x * ys.size() + y];
+        ++parts[k];
+      }
+    }
+  }
+  for (size_t k = 0; k < total.size(); ++k) {
+    if (parts[k]) w.awm_map[k] = total[k] / parts[k];
   }
 }
 
@@ -476,15 +486,30 @@ WeightEvidence compare_weights(const Fingerprint& a, const Fingerprint& b, const
   w.attention_map.assign(na * nb, kNaN);
   w.mlp_map.assign(na * nb, kNaN);
   w.combined_map.assign(na * nb, kNaN);
-  for (size_t i = 0; i < na; ++i) {
-    for (size_t j = 0; j < nb; ++j) {
-      const size_t k = i * nb + j;
-      double sum = 0;
-      int parts = 0;
-      if (att_a[i] && att_b[j]) w.attention_map[k] = cka(*att_a[i], *att_b[j]), sum += w.attention_map[k], ++parts;
-      if (mlp_a[i] && mlp_b[j]) w.mlp_map[k] = cka(*mlp_a[i], *mlp_b[j]), sum += w.mlp_map[k], ++parts;
-      if (parts) w.combined_map[k] = sum / parts;
+  // One map per kind, over the layers whose Grams exist on each side.
+  const auto fill_map = [&](const std::vector<std::optional<CenteredGram>>& grams_a,
+                            const std::vector<std::optional<CenteredGram>>& grams_b, std::vector<double>& map) {
+    std::vector<const CenteredGram*> xs, ys;
+    std::vector<size_t> x_index, y_index;
+    for (size_t i = 0; i < na; ++i) {
+      if (grams_a[i]) xs.push_back(&*grams_a[i]), x_index.push_back(i);
     }
+    for (size_t j = 0; j < nb; ++j) {
+      if (grams_b[j]) ys.push_back(&*grams_b[j]), y_index.push_back(j);
+    }
+    const auto values = cka_matrix(xs, ys);
+    for (size_t x = 0; x < xs.size(); ++x) {
+      for (size_t y = 0; y < ys.size(); ++y) map[x_index[x] * nb + y_index[y]] = values[x * ys.size() + y];
+    }
+  };
+  fill_map(att_a, att_b, w.attention_map);
+  fill_map(mlp_a, mlp_b, w.mlp_map);
+  for (size_t k = 0; k < na * nb; ++k) {
+    double sum = 0;
+    int parts = 0;
+    if (!std::isnan(w.attention_map[k])) sum += w.attention_map[k], ++parts;
+    if (!std::isnan(w.mlp_map[k])) sum += w.mlp_map[k], ++parts;
+    if (parts) w.combined_map[k] = sum / parts;
   }
   // Layers are paired by the map, and by copies where there are any: a layer copied into a model
   // whose embedding is its own (a borrowed layer) sees other inputs, so its responses differ from

@@ -206,6 +206,23 @@ TEST(Assignment, RejectsNonFiniteScoresAndBadSizes) {
   EXPECT_THROW(max_score_assignment(s.data(), 4, 4), Error);
   s[5] = -std::numeric_limits<float>::infinity();
   EXPECT_THROW(max_score_assignment(s.data(), 2, 8), Error);
+  // Rows are checked as they join the matching: a bad value in the last row, after the others are
+  // matched, is still an error naming it; so is one in a matrix with more rows than columns.
+  std::vector<float> wide(3 * 20);
+  for (size_t k = 0; k < wide.size(); ++k) wide[k] = static_cast<float>((k * 7919) % 101);
+  wide[2 * 20 + 13] = std::numeric_limits<float>::quiet_NaN();
+  try {
+    max_score_assignment(wide.data(), 3, 20);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("(2, 13)"), std::string::npos) << e.what();
+  }
+  try {
+    max_score_assignment(wide.data(), 20, 3);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("(17, 2)"), std::string::npos) << e.what();
+  }
   EXPECT_THROW(max_score_assignment(s.data(), -1, 4), Error);
   EXPECT_THROW(max_score_assignment(s.data(), INT64_MAX, 4), Error);
   // Empty: nothing to match.

@@ -185,6 +185,32 @@ TEST(Cka, FeatureMajorLayoutGivesTheSameGram) {
   EXPECT_THROW(make_gram_of_features(xt.data(), n, p), Error);
 }
 
+// Every pair at once, over Grams larger than one tile (n = 120: 7140 upper entries), with one
+// side sharing a representation with the other (CKA 1) and a constant one (CKA 0).
+TEST(Cka, MatrixOfPairsEqualsPairByPair) {
+  std::mt19937_64 rng(33);
+  const int64_t n = 120;
+  std::vector<CenteredGram> as, bs;
+  for (int k = 0; k < 3; ++k) as.push_back(make_gram(gaussian(n, 5 + k, rng).data(), n, 5 + k));
+  for (int k = 0; k < 4; ++k) bs.push_back(make_gram(gaussian(n, 7, rng).data(), n, 7));
+  bs.push_back(as[1]);
+  const Matrix constant(static_cast<size_t>(n * 2), 1.5f);
+  bs.push_back(make_gram(constant.data(), n, 2));
+  std::vector<const CenteredGram*> pa, pb;
+  for (const auto& g : as) pa.push_back(&g);
+  for (const auto& g : bs) pb.push_back(&g);
+  const auto m = cka_matrix(pa, pb);
+  ASSERT_EQ(m.size(), as.size() * bs.size());
+  for (size_t i = 0; i < as.size(); ++i) {
+    for (size_t j = 0; j < bs.size(); ++j) EXPECT_NEAR(m[i * bs.size() + j], cka(as[i], bs[j]), 1e-12) << i << ", " << j;
+  }
+  EXPECT_NEAR(m[1 * bs.size() + 4], 1.0, 1e-9);
+  EXPECT_EQ(m[0 * bs.size() + 5], 0.0);
+  EXPECT_TRUE(cka_matrix({}, pb).empty());
+  const CenteredGram other = make_gram(gaussian(n - 1, 3, rng).data(), n - 1, 3);
+  EXPECT_THROW(cka_matrix(pa, {&other}), Error);
+}
+
 TEST(Cka, RejectsBadInput) {
   std::mt19937_64 rng(14);
   const Matrix x = gaussian(10, 3, rng);
