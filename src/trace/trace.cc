@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <future>
+#include <optional>
 
 #include "util/error.h"
 #include "util/progress.h"
@@ -20,10 +22,16 @@ ModelSummary summary_of(const Fingerprint& f) {
 
 PairResult judge_pair(const Fingerprint& a, const Fingerprint& b, const TraceOptions& options) {
   PairResult r;
-  if (a.tokenizer && b.tokenizer) r.tokenizer = compare_tokenizers(*a.tokenizer, *b.tokenizer);
+  // The tokenizer evidence is serial work (sorting and hashing vocabularies): it runs beside the
+  // weight evidence, filling the cores while that waits on its own serial steps.
+  auto tokenizer = std::async(std::launch::async, [&]() -> std::optional<TokenizerComparison> {
+    if (a.tokenizer && b.tokenizer) return compare_tokenizers(*a.tokenizer, *b.tokenizer);
+    return std::nullopt;
+  });
   WeightEvidenceOptions weights = options.weights;
   weights.threads = options.fingerprint.threads;
   r.weights = compare_weights(a, b, weights);
+  r.tokenizer = tokenizer.get();
   if (a.tensors.empty() || b.tensors.empty()) {
     r.weights.missing.insert(r.weights.missing.begin(),
                              "weights are missing on one side (a tokenizer alone was given): only tokenizer evidence is reported");
