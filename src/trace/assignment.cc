@@ -36,10 +36,6 @@ void check_finite_rows(const float* score, size_t first, size_t count, size_t co
   }
 }
 
-}  // namespace
-
-namespace detail {
-
 // Minimum-cost assignment of every row of the n x m matrix cost(i, j) = -score[i·m + j], n <= m,
 // by shortest augmenting paths: rows are added one at a time, and each new row reaches a free
 // column along the cheapest alternating path, found by Dijkstra's algorithm on reduced costs
@@ -62,19 +58,12 @@ class ShortestAugmentingPath {
     scanned_.reserve(m);
   }
 
-  // Adds rows [added, end) to the matching, in order; every earlier row stays matched.
-  void add_rows(size_t end) {
-    for (; added_ < end; ++added_) {
-      check_finite_rows(score_, added_, 1, m_);
-      augment(added_);
-    }
-  }
-  size_t added() const { return added_; }
-  const std::vector<size_t>& col_of_row() const { return col_of_row_; }
-
   // For each row, its column (every row is matched, as n <= m).
   std::vector<size_t> solve() {
-    add_rows(n_);
+    for (size_t row = 0; row < n_; ++row) {
+      check_finite_rows(score_, row, 1, m_);
+      augment(row);
+    }
     return std::move(col_of_row_);
   }
 
@@ -207,16 +196,11 @@ class ShortestAugmentingPath {
   std::vector<size_t> pred_;     // the row the shortest path reaches each column from
   std::vector<size_t> todo_;     // columns not settled yet (the first todo_count entries)
   std::vector<size_t> scanned_;  // columns settled, in order
-  size_t added_ = 0;             // rows matched so far (rows 0 .. added_ - 1)
 };
 
-}  // namespace detail
+}  // namespace
 
-using detail::ShortestAugmentingPath;
-
-namespace {
-
-void check_sizes(int64_t rows, int64_t cols) {
+std::vector<int64_t> max_score_assignment(const float* score, int64_t rows, int64_t cols) {
   if (rows < 0 || cols < 0) {
     throw invalid_argument("assignment", "the score matrix has a negative size ({} x {})", rows,
                            cols);
@@ -225,38 +209,6 @@ void check_sizes(int64_t rows, int64_t cols) {
   if (!size || *size > static_cast<uint64_t>(INT64_MAX) / sizeof(float)) {
     throw invalid_argument("assignment", "the score matrix is too large ({} x {})", rows, cols);
   }
-}
-
-}  // namespace
-
-IncrementalAssignment::IncrementalAssignment(const float* score, int64_t rows, int64_t cols) : rows_(rows) {
-  check_sizes(rows, cols);
-  if (rows > cols) {
-    throw invalid_argument("assignment", "an incremental assignment needs no more rows than columns ({} x {})", rows, cols);
-  }
-  if (rows > 0) solver_ = std::make_unique<ShortestAugmentingPath>(score, static_cast<size_t>(rows), static_cast<size_t>(cols));
-}
-
-IncrementalAssignment::~IncrementalAssignment() = default;
-
-void IncrementalAssignment::add_rows(int64_t end) {
-  if (end < 0 || end > rows_) throw invalid_argument("assignment", "row {} is outside the {} rows", end, rows_);
-  if (solver_) solver_->add_rows(static_cast<size_t>(end));
-}
-
-std::vector<int64_t> IncrementalAssignment::result() const {
-  std::vector<int64_t> out(static_cast<size_t>(rows_), -1);
-  if (!solver_) return out;
-  if (solver_->added() != static_cast<size_t>(rows_)) {
-    throw invalid_argument("assignment", "only {} of {} rows were added", solver_->added(), rows_);
-  }
-  for (size_t r = 0; r < out.size(); ++r) out[r] = static_cast<int64_t>(solver_->col_of_row()[r]);
-  return out;
-}
-
-std::vector<int64_t> max_score_assignment(const float* score, int64_t rows, int64_t cols) {
-  check_sizes(rows, cols);
-  const uint64_t size = static_cast<uint64_t>(rows) * static_cast<uint64_t>(cols);
   const auto n_rows = static_cast<size_t>(rows), n_cols = static_cast<size_t>(cols);
   std::vector<int64_t> col_of_row(n_rows, -1);
   if (rows == 0 || cols == 0) return col_of_row;
@@ -269,7 +221,7 @@ std::vector<int64_t> max_score_assignment(const float* score, int64_t rows, int6
   // More rows than columns: match every column to a row, on the transposed matrix (checked first,
   // so that an error names the caller's row and column).
   check_finite_rows(score, 0, n_rows, n_cols);
-  std::vector<float> transposed(size);
+  std::vector<float> transposed(*size);
   for (size_t r = 0; r < n_rows; ++r) {
     for (size_t c = 0; c < n_cols; ++c) transposed[c * n_rows + r] = score[r * n_cols + c];
   }

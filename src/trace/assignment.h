@@ -5,7 +5,6 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <vector>
 
 namespace referee::trace {
@@ -19,29 +18,5 @@ namespace referee::trace {
 // reach the cubic bound, ~5 s at 2048. Throws referee::Error on a negative size or a non-finite
 // score.
 std::vector<int64_t> max_score_assignment(const float* score, int64_t rows, int64_t cols);
-
-namespace detail {
-class ShortestAugmentingPath;
-}
-
-// The same assignment (rows <= cols), built a block of rows at a time: for scores computed block
-// by block, each block's rows are matched while they are still in cache. add_rows(end) matches
-// rows up to `end` (exclusive), which must be written by then; earlier rows must not change after
-// they are added (a later row's search revisits them). result() equals max_score_assignment on
-// the finished matrix. Throws referee::Error on a bad size, rows > cols, a non-finite score, or
-// result() before every row is added.
-class IncrementalAssignment {
- public:
-  IncrementalAssignment(const float* score, int64_t rows, int64_t cols);
-  ~IncrementalAssignment();
-  IncrementalAssignment(const IncrementalAssignment&) = delete;
-  IncrementalAssignment& operator=(const IncrementalAssignment&) = delete;
-  void add_rows(int64_t end);
-  std::vector<int64_t> result() const;
-
- private:
-  int64_t rows_ = 0;
-  std::unique_ptr<detail::ShortestAugmentingPath> solver_;
-};
 
 }  // namespace referee::trace

@@ -8,9 +8,7 @@
 #include <limits>
 #include <map>
 #include <memory>
-#include <optional>
 #include <set>
-#include <tuple>
 #include <unordered_map>
 
 #include "trace/assignment.h"
@@ -145,31 +143,12 @@ NeuronTest neuron_test(const Responses& gate_a, const Responses& up_a, const Res
   const auto ua = standardized_rows(up_a, probes_a, shared.a_columns, rows);
   const auto gb = standardized_rows(gate_b, probes_b, shared.b_columns);
   const auto ub = standardized_rows(up_b, probes_b, shared.b_columns);
-  // Three score matrices (gate, up, and their sum for the order test) of rows x B's neurons:
-  // megabytes each, so they are computed a block of rows at a time and each block is matched (the
-  // assignment takes rows in order) while it is still in cache.
-  const auto size = static_cast<size_t>(rows * cols);
-  Scores sg(size), su(size), both(size);
-  const bool incremental = rows <= cols;  // else B is narrower: matched on the whole matrices
-  std::optional<IncrementalAssignment> gate_match, up_match, both_match;
-  if (incremental) gate_match.emplace(sg.data(), rows, cols), up_match.emplace(su.data(), rows, cols), both_match.emplace(both.data(), rows, cols);
-  constexpr int64_t kBlockRows = 64;
-  for (int64_t r0 = 0; r0 < rows; r0 += kBlockRows) {
-    const int64_t block = std::min(kBlockRows, rows - r0);
-    for (auto [x, y, out] : {std::tuple{&ga, &gb, &sg}, std::tuple{&ua, &ub, &su}}) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(block), static_cast<int>(cols),
-                  static_cast<int>(n), 1.0f, x->data() + r0 * n, static_cast<int>(n), y->data(), static_cast<int>(n),
-                  0.0f, out->data() + r0 * cols, static_cast<int>(cols));
-    }
-    for (size_t i = static_cast<size_t>(r0 * cols); i < static_cast<size_t>((r0 + block) * cols); ++i) both[i] = sg[i] + su[i];
-    if (incremental) {
-      gate_match->add_rows(r0 + block), up_match->add_rows(r0 + block), both_match->add_rows(r0 + block);
-    }
-  }
+  Scores sg = correlations(ga, rows, gb, cols, n);
+  Scores su = correlations(ua, rows, ub, cols, n);
 
   // Zhu et al.'s robust variant: do the gate-only and up-only matchings agree?
-  const auto by_gate = incremental ? gate_match->result() : max_score_assignment(sg.data(), rows, cols);
-  const auto by_up = incremental ? up_match->result() : max_score_assignment(su.data(), rows, cols);
+  const auto by_gate = max_score_assignment(sg.data(), rows, cols);
+  const auto by_up = max_score_assignment(su.data(), rows, cols);
   std::vector<double> x, y;
   for (int64_t r = 0; r < rows; ++r) {
     if (by_gate[static_cast<size_t>(r)] < 0 || by_up[static_cast<size_t>(r)] < 0) continue;
@@ -177,12 +156,10 @@ NeuronTest neuron_test(const Responses& gate_a, const Responses& up_a, const Res
     y.push_back(static_cast<double>(by_up[static_cast<size_t>(r)]));
   }
 
-  // The order test on gate and up together.
-  const auto by_both = incremental ? both_match->result() : max_score_assignment(both.data(), rows, cols);
-  std::vector<std::pair<int64_t, int64_t>> pairs;
-  for (int64_t r = 0; r < rows; ++r) {
-    if (by_both[static_cast<size_t>(r)] >= 0) pairs.emplace_back(r, by_both[static_cast<size_t>(r)]);
-  }
+  // The order test on gate and up together: their correlations summed (into sg, done with).
+  Scores& both = sg;
+  for (size_t i = 0; i < both.size; ++i) both[i] += su[i];
+  const auto pairs = matched_pairs(both.data(), rows, cols);
   t.matched = static_cast<int64_t>(pairs.size());
   t.rho_identity = spearman_of_pairs(pairs);
   t.log_p_identity = log_p_spearman_upper(t.rho_identity, t.matched);

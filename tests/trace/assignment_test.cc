@@ -198,38 +198,6 @@ TEST(Assignment, LargerRandomMatricesAreConsistent) {
   }
 }
 
-// Rows added a block at a time, as a caller computing its scores block by block does: the same
-// assignment as the whole matrix at once, on easy (planted) and hard (uniform) scores.
-TEST(Assignment, IncrementalGivesTheSameAssignment) {
-  std::mt19937_64 rng(77);
-  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  for (const auto [rows, cols] : {std::pair<int64_t, int64_t>{50, 50}, {37, 120}, {64, 65}, {1, 9}}) {
-    for (const bool planted : {false, true}) {
-      std::vector<float> s(static_cast<size_t>(rows * cols));
-      for (auto& v : s) v = uniform(rng);
-      if (planted) {
-        for (int64_t r = 0; r < rows; ++r) s[static_cast<size_t>(r * cols + (r * 7) % cols)] += 3.0f;
-      }
-      const auto whole = max_score_assignment(s.data(), rows, cols);
-      for (const int64_t block : {int64_t{1}, int64_t{5}, int64_t{16}, rows}) {
-        IncrementalAssignment inc(s.data(), rows, cols);
-        for (int64_t end = std::min(block, rows);; end = std::min(end + block, rows)) {
-          inc.add_rows(end);
-          if (end == rows) break;
-        }
-        EXPECT_EQ(inc.result(), whole) << rows << " x " << cols << " in blocks of " << block;
-      }
-    }
-  }
-  std::vector<float> s(12, 1.0f);
-  EXPECT_THROW(IncrementalAssignment(s.data(), 4, 3), Error);  // more rows than columns
-  IncrementalAssignment partial(s.data(), 3, 4);
-  partial.add_rows(2);
-  EXPECT_THROW(partial.result(), Error);  // a row not added yet
-  EXPECT_THROW(partial.add_rows(4), Error);
-  EXPECT_EQ(IncrementalAssignment(nullptr, 0, 3).result(), std::vector<int64_t>{});
-}
-
 TEST(Assignment, RejectsNonFiniteScoresAndBadSizes) {
   std::vector<float> s(16, 1.0f);
   s[5] = std::numeric_limits<float>::quiet_NaN();
