@@ -6,30 +6,23 @@
 #endif
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 #include <utility>
 
 #include "util/checked_math.h"
 #include "util/error.h"
+#include "util/finite.h"
 
 namespace referee::trace {
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-// Throws naming the first score of rows [first, first + count) that is not finite: a vectorised
-// pass over the exponent bits (all ones for an infinity or a NaN), then a second pass to name the
-// culprit if there is one.
+// Throws naming the first score of rows [first, first + count) that is not finite.
 void check_finite_rows(const float* score, size_t first, size_t count, size_t cols) {
   const float* x = score + first * cols;
-  uint32_t non_finite = 0;
+  if (all_finite(x, count * cols)) return;
   for (size_t k = 0; k < count * cols; ++k) {
-    uint32_t bits;
-    std::memcpy(&bits, x + k, sizeof bits);
-    non_finite |= (bits & 0x7f800000u) == 0x7f800000u;
-  }
-  for (size_t k = 0; non_finite && k < count * cols; ++k) {
     if (!std::isfinite(x[k])) {
       throw invalid_argument("assignment", "score ({}, {}) is not finite ({})", first + k / cols, k % cols, x[k]);
     }

@@ -5,12 +5,11 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
-#include <cstring>
-#include <functional>
 #include <memory>
 
 #include "util/checked_math.h"
 #include "util/error.h"
+#include "util/finite.h"
 
 namespace referee::trace {
 namespace {
@@ -28,20 +27,6 @@ double dot_in_double(const float* a, const float* b, size_t count) {
   for (; k < count; ++k) sum += static_cast<double>(a[k]) * static_cast<double>(b[k]);
   for (double p : partial) sum += p;
   return sum;
-}
-
-// Throws naming the first non-finite value of x (n values) when there is one; a vectorised pass
-// over the exponent bits (all ones for an infinity or a NaN) first.
-void check_all_finite(const float* x, size_t count, const std::function<void(size_t)>& report) {
-  uint32_t non_finite = 0;
-  for (size_t k = 0; k < count; ++k) {
-    uint32_t bits;
-    std::memcpy(&bits, x + k, sizeof bits);
-    non_finite |= (bits & 0x7f800000u) == 0x7f800000u;
-  }
-  for (size_t k = 0; non_finite && k < count; ++k) {
-    if (!std::isfinite(x[k])) report(k);
-  }
 }
 
 void check_gram_size(int64_t n, int64_t p) {
@@ -106,7 +91,9 @@ CenteredGram finish_gram(const float* full, int64_t n) {
 CenteredGram make_gram(const float* x, int64_t n, int64_t p) {
   check_gram_size(n, p);
   const auto un = static_cast<size_t>(n), up = static_cast<size_t>(p);
-  check_all_finite(x, un * up, [&](size_t k) { check_finite(x[k], static_cast<int64_t>(k / up), static_cast<int64_t>(k % up)); });
+  if (!all_finite(x, un * up)) {
+    for (size_t k = 0; k < un * up; ++k) check_finite(x[k], static_cast<int64_t>(k / up), static_cast<int64_t>(k % up));
+  }
   // Centre each feature (in double). The unbiased HSIC is unchanged by adding a constant vector to
   // every sample, but a float Gram of uncentred data would carry a large common part whose
   // rounding swamps the differences the estimator is made of.
@@ -137,9 +124,9 @@ CenteredGram make_gram_of_features(const float* features, int64_t n, int64_t p) 
 CenteredGram make_gram_of_features_in_place(float* features, int64_t n, int64_t p) {
   check_gram_size(n, p);
   const auto un = static_cast<size_t>(n), up = static_cast<size_t>(p);
-  check_all_finite(features, un * up, [&](size_t k) {
-    check_finite(features[k], static_cast<int64_t>(k % un), static_cast<int64_t>(k / un));
-  });
+  if (!all_finite(features, un * up)) {
+    for (size_t k = 0; k < un * up; ++k) check_finite(features[k], static_cast<int64_t>(k % un), static_cast<int64_t>(k / un));
+  }
   // Each feature is a row here, so centring it is a pass along the row.
   for (size_t f = 0; f < up; ++f) {
     float* row = features + f * un;

@@ -17,7 +17,6 @@
 #include "io/safetensors_writer.h"
 #include "io/tensor_reader.h"
 #include "util/error.h"
-#include "util/float16.h"
 #include "util/json.h"
 #include "util/mapped_file.h"
 #include "util/progress.h"

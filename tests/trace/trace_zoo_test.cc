@@ -70,7 +70,7 @@ TEST(TraceZoo, EveryDerivedPairIsFlaggedAndNoIndependentPairIs) {
       ++independent;
       EXPECT_FALSE(flags_derivation(r.verdict.relation) || r.verdict.relation == Relation::kPartiallyBorrowed)
           << a << " / " << b << " is independent but judged " << relation_name(r.verdict.relation) << ": " << r.verdict.summary;
-      if (r.verdict.log10_p < -2.0) { ++independent_below_001; std::printf("LOW %s / %s log10p %.2f id %.2f gu %.2f by %s\n", a.c_str(), b.c_str(), r.verdict.log10_p, r.weights.log_p_identity/std::log(10.0), r.weights.log_p_gate_up/std::log(10.0), r.verdict.decided_by.c_str()); }
+      if (r.verdict.log10_p < -2.0) ++independent_below_001;
     }
   }
   EXPECT_GT(derived, 100);
