@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "util/checked_math.h"
+#include "util/cpu_clones.h"
 #include "util/error.h"
 #include "util/finite.h"
 
@@ -19,7 +20,7 @@ namespace {
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
 // Throws naming the first score of rows [first, first + count) that is not finite.
-void check_finite_rows(const float* score, size_t first, size_t count, size_t cols) {
+REFEREE_AVX2_CLONE void check_finite_rows(const float* score, size_t first, size_t count, size_t cols) {
   const float* x = score + first * cols;
   if (all_finite(x, count * cols)) return;
   for (size_t k = 0; k < count * cols; ++k) {
@@ -52,7 +53,7 @@ class ShortestAugmentingPath {
   }
 
   // For each row, its column (every row is matched, as n <= m).
-  std::vector<size_t> solve() {
+  REFEREE_AVX2_CLONE std::vector<size_t> solve() {
     for (size_t row = 0; row < n_; ++row) {
       check_finite_rows(score_, row, 1, m_);
       augment(row);

@@ -21,6 +21,7 @@
 #include "util/mapped_file.h"
 #include "util/progress.h"
 #include "io/convert.h"
+#include "util/cpu_clones.h"
 #include "util/thread_pool.h"
 
 namespace referee::trace {
@@ -88,8 +89,8 @@ inline void signed_accumulate(float* __restrict out, const float* __restrict s, 
   }
 }
 
-void add_to_sketch(std::span<const float> values, uint64_t first, std::vector<float>& sketch,
-                   double& sum_squares) {
+REFEREE_AVX2_CLONE void add_to_sketch(std::span<const float> values, uint64_t first, std::vector<float>& sketch,
+                                      double& sum_squares) {
   const float* signs = low_signs().data();
   const uint64_t width = sketch.size();
   const uint64_t mask = width - 1;
@@ -119,7 +120,7 @@ void add_to_sketch(std::span<const float> values, uint64_t first, std::vector<fl
 // and saved as f16, and rounded as soon as they are computed, so a saved fingerprint and a fresh one
 // are equal. Through the bulk converters (F16C where the CPU has it): the scalar round trip cost
 // a third of fingerprinting.
-void round_through_f16(std::vector<float>& values) {
+REFEREE_AVX2_CLONE void round_through_f16(std::vector<float>& values) {
   constexpr size_t kBlock = 4096;
   uint16_t halves[kBlock];
   for (size_t start = 0; start < values.size(); start += kBlock) {
@@ -128,6 +129,24 @@ void round_through_f16(std::vector<float>& values) {
     for (size_t k = 0; k < n; ++k) v[k] = std::clamp(v[k], -65504.0f, 65504.0f);
     io::convert_from_f32(io::DType::kF16, v, n, reinterpret_cast<uint8_t*>(halves));
     io::convert_to_f32(io::DType::kF16, reinterpret_cast<const uint8_t*>(halves), n, v);
+  }
+}
+
+// AWM's count sketch of a tensor's output features: row `first_row + r` of the chunk `v` (n_rows x
+// hidden) is added, with a random sign, to bucket h(row) of `buckets` (k x hidden). One add per
+// weight (a dense Gaussian sketch costs 2k flops per weight and made this the slowest part of
+// fingerprinting); E[XXᵀ] = WᵀW all the same.
+REFEREE_AVX2_CLONE void add_rows_to_buckets(const float* v, int64_t n_rows, int64_t first_row, int64_t hidden, int64_t k,
+                                            float* buckets) {
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const uint64_t h = mix64(static_cast<uint64_t>(first_row + r) ^ 0xA0761D6478BD642Full);
+    float* dst = buckets + (h % static_cast<uint64_t>(k)) * static_cast<uint64_t>(hidden);
+    const float* src = v + r * hidden;
+    if (h >> 63) {
+      for (int64_t c = 0; c < hidden; ++c) dst[c] -= src[c];
+    } else {
+      for (int64_t c = 0; c < hidden; ++c) dst[c] += src[c];
+    }
   }
 }
 
@@ -447,20 +466,8 @@ Fingerprint take_fingerprint(const io::Model& model, const FingerprintOptions& o
               for (int64_t d = 0; d < hidden; ++d) hs->values[static_cast<size_t>(d * k + first_row + r)] = v[static_cast<size_t>(r * hidden + d)];
             }
           } else {
-            // A count sketch of the output features: row u is added, with a random sign, to
-            // bucket h(u). One add per weight (a dense Gaussian sketch costs 2k flops per weight
-            // and made this the slowest part of fingerprinting); E[XXᵀ] = WᵀW all the same.
             bucket_rows.resize(static_cast<size_t>(k * hidden));
-            for (int64_t r = 0; r < n_rows; ++r) {
-              const uint64_t h = mix64(static_cast<uint64_t>(first_row + r) ^ 0xA0761D6478BD642Full);
-              float* dst = bucket_rows.data() + (h % static_cast<uint64_t>(k)) * static_cast<uint64_t>(hidden);
-              const float* src = v.data() + r * hidden;
-              if (h >> 63) {
-                for (int64_t c = 0; c < hidden; ++c) dst[c] -= src[c];
-              } else {
-                for (int64_t c = 0; c < hidden; ++c) dst[c] += src[c];
-              }
-            }
+            add_rows_to_buckets(v.data(), n_rows, first_row, hidden, k, bucket_rows.data());
           }
         }
         for (int64_t r0 = 0; r0 < n_rows;) {

@@ -14,6 +14,7 @@
 #include "trace/assignment.h"
 #include "trace/cka.h"
 #include "trace/statistics.h"
+#include "util/cpu_clones.h"
 #include "util/thread_pool.h"
 
 namespace referee::trace {
@@ -43,7 +44,7 @@ SharedProbes shared_probes(const Fingerprint& a, const Fingerprint& b) {
 // that the dot product of two rows is their Pearson correlation across the shared probes. (A
 // neuron's scale is arbitrary — the rescaling obfuscation multiplies it — its pattern is not.)
 // Only the first `max_rows` rows when given.
-std::vector<float> standardized_rows(const Responses& r, int64_t probes, const std::vector<int64_t>& columns,
+REFEREE_AVX2_CLONE std::vector<float> standardized_rows(const Responses& r, int64_t probes, const std::vector<int64_t>& columns,
                                      int64_t max_rows = -1) {
   const int64_t n = static_cast<int64_t>(columns.size());
   const int64_t rows = max_rows >= 0 ? std::min(max_rows, r.units) : r.units;
@@ -69,7 +70,7 @@ std::vector<float> standardized_rows(const Responses& r, int64_t probes, const s
 // Units x probes (features x samples) for CKA: the responses of one or more tensors stacked, each
 // row restricted to the shared probe columns (a copy along each row; the probes-major transpose
 // this replaced wrote a cache line per value).
-std::vector<float> units_by_samples(const std::vector<const Responses*>& parts, int64_t probes,
+REFEREE_AVX2_CLONE std::vector<float> units_by_samples(const std::vector<const Responses*>& parts, int64_t probes,
                                     const std::vector<int64_t>& columns, int64_t& width) {
   width = 0;
   for (const auto* p : parts) width += p->units;
@@ -97,6 +98,10 @@ struct Scores {
   float& operator[](size_t k) { return values[k]; }
   float operator[](size_t k) const { return values[k]; }
 };
+
+REFEREE_AVX2_CLONE void add_in_place(float* __restrict to, const float* __restrict from, size_t count) {
+  for (size_t i = 0; i < count; ++i) to[i] += from[i];
+}
 
 // a (m x n) times b (k x n) transposed: m x k.
 Scores correlations(const std::vector<float>& a, int64_t m, const std::vector<float>& b, int64_t k, int64_t n) {
@@ -158,7 +163,7 @@ NeuronTest neuron_test(const Responses& gate_a, const Responses& up_a, const Res
 
   // The order test on gate and up together: their correlations summed (into sg, done with).
   Scores& both = sg;
-  for (size_t i = 0; i < both.size; ++i) both[i] += su[i];
+  add_in_place(both.data(), su.data(), both.size);
   const auto pairs = matched_pairs(both.data(), rows, cols);
   t.matched = static_cast<int64_t>(pairs.size());
   t.rho_identity = spearman_of_pairs(pairs);
@@ -324,7 +329,7 @@ void compare_norms(const Fingerprint& a, const Fingerprint& b, WeightEvidence& w
 
 // Columns of `e` (rows x cols, restricted to `rows_used`) centred and scaled to unit length;
 // returned as cols x rows (one row per hidden dimension) so that correlations are one sgemm.
-std::vector<float> standardized_columns(const std::vector<float>& e, int64_t cols, const std::vector<int64_t>& rows_used) {
+REFEREE_AVX2_CLONE std::vector<float> standardized_columns(const std::vector<float>& e, int64_t cols, const std::vector<int64_t>& rows_used) {
   const int64_t n = static_cast<int64_t>(rows_used.size());
   std::vector<float> out(static_cast<size_t>(cols * n));
   for (int64_t c = 0; c < cols; ++c) {
