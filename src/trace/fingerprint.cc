@@ -126,7 +126,8 @@ REFEREE_AVX2_CLONE void round_through_f16(std::vector<float>& values) {
   for (size_t start = 0; start < values.size(); start += kBlock) {
     const size_t n = std::min(kBlock, values.size() - start);
     float* v = values.data() + start;
-    for (size_t k = 0; k < n; ++k) v[k] = std::clamp(v[k], -65504.0f, 65504.0f);
+    // min(max()) rather than std::clamp, which GCC does not vectorise; NaN passes through both.
+    for (size_t k = 0; k < n; ++k) v[k] = std::min(std::max(v[k], -65504.0f), 65504.0f);
     io::convert_from_f32(io::DType::kF16, v, n, reinterpret_cast<uint8_t*>(halves));
     io::convert_to_f32(io::DType::kF16, reinterpret_cast<const uint8_t*>(halves), n, v);
   }
@@ -502,9 +503,17 @@ Fingerprint take_fingerprint(const io::Model& model, const FingerprintOptions& o
       tensor_notes[i] = fmt::format("{}: values not decoded ({}): compared by content hash only", t.name, e.what());
     }
     if (hs && !bucket_rows.empty()) {
+      // Transposed in 16 x 16 tiles: a plain column walk wrote a cache line per value.
       const int64_t k = hs->features;
-      for (int64_t b = 0; b < k; ++b) {
-        for (int64_t c = 0; c < hidden; ++c) hs->values[static_cast<size_t>(c * k + b)] = bucket_rows[static_cast<size_t>(b * hidden + c)];
+      constexpr int64_t kTile = 16;
+      for (int64_t b0 = 0; b0 < k; b0 += kTile) {
+        for (int64_t c0 = 0; c0 < hidden; c0 += kTile) {
+          for (int64_t b = b0; b < std::min(k, b0 + kTile); ++b) {
+            for (int64_t c = c0; c < std::min(hidden, c0 + kTile); ++c) {
+              hs->values[static_cast<size_t>(c * k + b)] = bucket_rows[static_cast<size_t>(b * hidden + c)];
+            }
+          }
+        }
       }
     }
     for (auto& r : responses[i]) round_through_f16(r.values);
