@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Configures and builds the sanitized build (build-asan/) that scripts/sanitize.sh and
 # scripts/fuzz.sh share: clang, AddressSanitizer and UndefinedBehaviorSanitizer (any report
-# aborts), libFuzzer's coverage instrumentation, -O1 with line tables. One build of the code serves
+# aborts), libFuzzer's coverage instrumentation, -O1 with line tables (the tests, the command line
+# and the tools at -O0 without coverage: CMakeLists.txt, referee_sanitized_driver). One build serves
 # both the test suite and the fuzz targets, so CI compiles it once.
 #   scripts/sanitized-build.sh [TARGET...]     default: everything
 set -euo pipefail
