@@ -44,8 +44,8 @@ SharedProbes shared_probes(const Fingerprint& a, const Fingerprint& b) {
 // that the dot product of two rows is their Pearson correlation across the shared probes. (A
 // neuron's scale is arbitrary — the rescaling obfuscation multiplies it — its pattern is not.)
 // Only the first `max_rows` rows when given.
-REFEREE_AVX2_CLONE std::vector<float> standardized_rows(const Responses& r, int64_t probes, const std::vector<int64_t>& columns,
-                                     int64_t max_rows = -1) {
+REFEREE_AVX2_CLONE std::vector<float> standardized_rows(const Responses& r, int64_t probes,
+                                                        const std::vector<int64_t>& columns, int64_t max_rows = -1) {
   const int64_t n = static_cast<int64_t>(columns.size());
   const int64_t rows = max_rows >= 0 ? std::min(max_rows, r.units) : r.units;
   std::vector<float> out(static_cast<size_t>(rows * n));
@@ -71,7 +71,7 @@ REFEREE_AVX2_CLONE std::vector<float> standardized_rows(const Responses& r, int6
 // row restricted to the shared probe columns (a copy along each row; the probes-major transpose
 // this replaced wrote a cache line per value).
 REFEREE_AVX2_CLONE std::vector<float> units_by_samples(const std::vector<const Responses*>& parts, int64_t probes,
-                                    const std::vector<int64_t>& columns, int64_t& width) {
+                                                       const std::vector<int64_t>& columns, int64_t& width) {
   width = 0;
   for (const auto* p : parts) width += p->units;
   const int64_t n = static_cast<int64_t>(columns.size());
@@ -99,6 +99,7 @@ struct Scores {
   float operator[](size_t k) const { return values[k]; }
 };
 
+// to[i] += from[i].
 REFEREE_AVX2_CLONE void add_in_place(float* __restrict to, const float* __restrict from, size_t count) {
   for (size_t i = 0; i < count; ++i) to[i] += from[i];
 }

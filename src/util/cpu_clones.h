@@ -2,7 +2,8 @@
 // (SSE2) and for AVX2, the copy chosen once at load time from what the CPU has (GCC and Clang's
 // target_clones, resolved through an ifunc). One binary thus runs everywhere and uses 256-bit
 // vectors where it can: the trace statistics' loops (count sketches, Gram matrices, CKA,
-// standardisation) ran 6-9% faster this way on an AVX2 machine (bench/trace_bench.cc).
+// standardisation) ran 5-9% faster this way on an AVX2 machine (old and new binaries alternated on
+// bench/trace_bench.cc's pair).
 //
 // Both copies compute the same floats. AVX2 does not imply FMA, so no multiply-add is contracted,
 // and the compilers never reorder floating-point sums without -ffast-math: a vectorised reduction
