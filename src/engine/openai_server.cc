@@ -19,7 +19,7 @@
 namespace referee::engine {
 namespace {
 
-using nlohmann::json;
+using Json = nlohmann::json;
 
 // An error answered to the client: HTTP status, OpenAI error type and code, message.
 struct ApiError {
@@ -30,12 +30,12 @@ struct ApiError {
   std::string code;
 };
 
-json error_body(const ApiError& e) {
+Json error_body(const ApiError& e) {
   return {{"error",
            {{"message", e.message},
             {"type", e.type},
-            {"param", e.param.empty() ? json(nullptr) : json(e.param)},
-            {"code", e.code.empty() ? json(nullptr) : json(e.code)}}}};
+            {"param", e.param.empty() ? Json(nullptr) : Json(e.param)},
+            {"code", e.code.empty() ? Json(nullptr) : Json(e.code)}}}};
 }
 
 int64_t now_seconds() {
@@ -45,14 +45,14 @@ int64_t now_seconds() {
 }
 
 // Typed reads of request fields, answering 400 with the field named.
-double number_field(const json& body, const char* key, double fallback) {
+double number_field(const Json& body, const char* key, double fallback) {
   const auto it = body.find(key);
   if (it == body.end() || it->is_null()) return fallback;
   if (!it->is_number()) throw ApiError{400, fmt::format("'{}' must be a number", key), "invalid_request_error", key};
   return it->get<double>();
 }
 
-int64_t integer_field(const json& body, const char* key, int64_t fallback, int64_t min, int64_t max) {
+int64_t integer_field(const Json& body, const char* key, int64_t fallback, int64_t min, int64_t max) {
   const auto it = body.find(key);
   if (it == body.end() || it->is_null()) return fallback;
   if (!it->is_number_integer()) throw ApiError{400, fmt::format("'{}' must be an integer", key), "invalid_request_error", key};
@@ -63,14 +63,14 @@ int64_t integer_field(const json& body, const char* key, int64_t fallback, int64
   return v;
 }
 
-bool bool_field(const json& body, const char* key, bool fallback) {
+bool bool_field(const Json& body, const char* key, bool fallback) {
   const auto it = body.find(key);
   if (it == body.end() || it->is_null()) return fallback;
   if (!it->is_boolean()) throw ApiError{400, fmt::format("'{}' must be true or false", key), "invalid_request_error", key};
   return it->get<bool>();
 }
 
-std::vector<std::string> stop_field(const json& body) {
+std::vector<std::string> stop_field(const Json& body) {
   const auto it = body.find("stop");
   if (it == body.end() || it->is_null()) return {};
   if (it->is_string()) return {it->get<std::string>()};
@@ -106,7 +106,7 @@ struct OpenAiServer::Impl {
     }
   }
 
-  void check_model(const json& body) {
+  void check_model(const Json& body) {
     const auto it = body.find("model");
     if (it == body.end() || it->is_null()) return;  // optional, as many local servers allow
     if (!it->is_string()) throw ApiError{400, "'model' must be a string", "invalid_request_error", "model"};
@@ -118,13 +118,13 @@ struct OpenAiServer::Impl {
   }
 
   // A prompt: text, a list of token ids, or a list of either (one choice per element).
-  std::vector<std::vector<int32_t>> prompts(const json& body) {
+  std::vector<std::vector<int32_t>> prompts(const Json& body) {
     const auto it = body.find("prompt");
     if (it == body.end()) throw ApiError{400, "'prompt' is required", "invalid_request_error", "prompt"};
     const auto& tokenizer = model->tokenizer();
-    auto one = [&](const json& p) -> std::vector<int32_t> {
+    auto one = [&](const Json& p) -> std::vector<int32_t> {
       if (p.is_string()) return tokenizer.encode(p.get<std::string>(), false);
-      if (p.is_array() && std::all_of(p.begin(), p.end(), [](const json& x) { return x.is_number_integer(); })) {
+      if (p.is_array() && std::all_of(p.begin(), p.end(), [](const Json& x) { return x.is_number_integer(); })) {
         std::vector<int32_t> ids;
         for (const auto& x : p) {
           const int64_t id = x.get<int64_t>();
@@ -150,7 +150,7 @@ struct OpenAiServer::Impl {
     return out;
   }
 
-  SamplingOptions sampling(const json& body, int64_t default_max_tokens) {
+  SamplingOptions sampling(const Json& body, int64_t default_max_tokens) {
     SamplingOptions o;
     const int64_t context = model->shape().max_positions;
     o.max_tokens = integer_field(body, "max_tokens", default_max_tokens, 0, context);
@@ -179,12 +179,12 @@ struct OpenAiServer::Impl {
 
   // OpenAI's completion logprobs object for `tokens` with log-probabilities `lp`, text offsets
   // counted from `offset`.
-  json logprobs_object(const std::vector<int32_t>& tokens, const std::vector<std::optional<double>>& lp,
+  Json logprobs_object(const std::vector<int32_t>& tokens, const std::vector<std::optional<double>>& lp,
                        const std::vector<int32_t>& top, const std::vector<double>& top_lp,
                        size_t offset) {
     const auto& tok = model->tokenizer();
-    json text_tokens = json::array(), token_logprobs = json::array(), tops = json::array(),
-         offsets = json::array();
+    Json text_tokens = Json::array(), token_logprobs = Json::array(), tops = Json::array(),
+         offsets = Json::array();
     for (size_t i = 0; i < tokens.size(); ++i) {
       const std::string piece = tok.decode(std::span(&tokens[i], 1));
       text_tokens.push_back(piece);
@@ -192,7 +192,7 @@ struct OpenAiServer::Impl {
       offset += piece.size();
       if (lp[i]) {
         token_logprobs.push_back(*lp[i]);
-        json entry = json::object();
+        Json entry = Json::object();
         entry[tok.decode(std::span(&top[i], 1))] = top_lp[i];
         entry[piece] = *lp[i];
         tops.push_back(entry);
@@ -205,7 +205,7 @@ struct OpenAiServer::Impl {
             {"top_logprobs", tops}, {"text_offset", offsets}};
   }
 
-  json completion_choice(Session& session, const std::vector<int32_t>& prompt, const SamplingOptions& o,
+  Json completion_choice(Session& session, const std::vector<int32_t>& prompt, const SamplingOptions& o,
                          bool echo, bool want_logprobs, size_t index, int64_t& completion_tokens) {
     const auto& tok = model->tokenizer();
     Generation g;
@@ -217,7 +217,7 @@ struct OpenAiServer::Impl {
     }
     completion_tokens += static_cast<int64_t>(g.tokens.size());
     const std::string prompt_text = tok.decode(prompt);
-    json choice = {{"index", index}, {"text", echo ? prompt_text + g.text : g.text},
+    Json choice = {{"index", index}, {"text", echo ? prompt_text + g.text : g.text},
                    {"finish_reason", g.finish_reason}, {"logprobs", nullptr}};
     if (want_logprobs) {
       // Scores come from one pass over prompt + completion, so echoed and generated tokens are
@@ -243,7 +243,7 @@ struct OpenAiServer::Impl {
   }
 
   void completions(const httplib::Request& req, httplib::Response& res) {
-    const json body = parse_body(req);
+    const Json body = parse_body(req);
     check_model(body);
     const auto all_prompts = prompts(body);
     const SamplingOptions o = sampling(body, 16);
@@ -264,19 +264,19 @@ struct OpenAiServer::Impl {
       return;
     }
     Session session(model, compute);
-    json choices = json::array();
+    Json choices = Json::array();
     for (size_t i = 0; i < all_prompts.size(); ++i) {
       choices.push_back(completion_choice(session, all_prompts[i], o, echo, logprobs >= 0, i, completion_tokens));
     }
-    const json response = {{"id", id}, {"object", "text_completion"}, {"created", now_seconds()},
+    const Json response = {{"id", id}, {"object", "text_completion"}, {"created", now_seconds()},
                            {"model", name}, {"choices", choices},
                            {"usage", {{"prompt_tokens", prompt_tokens},
                                       {"completion_tokens", completion_tokens},
                                       {"total_tokens", prompt_tokens + completion_tokens}}}};
-    res.set_content(response.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+    res.set_content(response.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
   }
 
-  std::vector<int32_t> chat_prompt(const json& body) {
+  std::vector<int32_t> chat_prompt(const Json& body) {
     const auto it = body.find("messages");
     if (it == body.end() || !it->is_array() || it->empty()) {
       throw ApiError{400, "'messages' must be a non-empty list", "invalid_request_error", "messages"};
@@ -322,7 +322,7 @@ struct OpenAiServer::Impl {
   }
 
   void chat_completions(const httplib::Request& req, httplib::Response& res) {
-    const json body = parse_body(req);
+    const Json body = parse_body(req);
     check_model(body);
     const auto prompt = chat_prompt(body);
     SamplingOptions o = sampling(body, 256);
@@ -340,14 +340,14 @@ struct OpenAiServer::Impl {
       std::lock_guard lock(compute_mutex);
       g = generate(session, prompt, o);
     }
-    const json response = {
+    const Json response = {
         {"id", id}, {"object", "chat.completion"}, {"created", now_seconds()}, {"model", name},
-        {"choices", json::array({{{"index", 0},
+        {"choices", Json::array({{{"index", 0},
                                   {"message", {{"role", "assistant"}, {"content", g.text}}},
                                   {"finish_reason", g.finish_reason}}})},
         {"usage", {{"prompt_tokens", prompt.size()}, {"completion_tokens", g.tokens.size()},
                    {"total_tokens", prompt.size() + g.tokens.size()}}}};
-    res.set_content(response.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+    res.set_content(response.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
   }
 
   // Server-sent events: one chunk per piece of final text, then a chunk with the finish reason,
@@ -360,11 +360,11 @@ struct OpenAiServer::Impl {
         "text/event-stream",
         [this, id, object, prompt = std::move(prompt), o = std::move(o), chat, created](
             size_t, httplib::DataSink& sink) {
-          auto send = [&](const json& choice) {
-            const json chunk = {{"id", id}, {"object", object}, {"created", created},
-                                {"model", name}, {"choices", json::array({choice})}};
+          auto send = [&](const Json& choice) {
+            const Json chunk = {{"id", id}, {"object", object}, {"created", created},
+                                {"model", name}, {"choices", Json::array({choice})}};
             const std::string line =
-                "data: " + chunk.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
+                "data: " + chunk.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n\n";
             return sink.write(line.data(), line.size());
           };
           if (chat) send({{"index", 0}, {"delta", {{"role", "assistant"}}}, {"finish_reason", nullptr}});
@@ -373,13 +373,13 @@ struct OpenAiServer::Impl {
           {
             std::lock_guard lock(compute_mutex);
             g = generate(session, prompt, o, [&](std::string_view text) {
-              const json choice = chat ? json{{"index", 0}, {"delta", {{"content", text}}}, {"finish_reason", nullptr}}
-                                       : json{{"index", 0}, {"text", text}, {"finish_reason", nullptr}};
+              const Json choice = chat ? Json{{"index", 0}, {"delta", {{"content", text}}}, {"finish_reason", nullptr}}
+                                       : Json{{"index", 0}, {"text", text}, {"finish_reason", nullptr}};
               return send(choice);
             });
           }
-          send(chat ? json{{"index", 0}, {"delta", json::object()}, {"finish_reason", g.finish_reason}}
-                    : json{{"index", 0}, {"text", ""}, {"finish_reason", g.finish_reason}});
+          send(chat ? Json{{"index", 0}, {"delta", Json::object()}, {"finish_reason", g.finish_reason}}
+                    : Json{{"index", 0}, {"text", ""}, {"finish_reason", g.finish_reason}});
           const std::string done = "data: [DONE]\n\n";
           sink.write(done.data(), done.size());
           sink.done();
@@ -387,11 +387,11 @@ struct OpenAiServer::Impl {
         });
   }
 
-  static json parse_body(const httplib::Request& req) {
-    json body;
+  static Json parse_body(const httplib::Request& req) {
+    Json body;
     try {
-      body = json::parse(req.body);
-    } catch (const json::exception&) {
+      body = Json::parse(req.body);
+    } catch (const Json::exception&) {
       throw ApiError{400, "the request body is not valid JSON"};
     }
     if (!body.is_object()) throw ApiError{400, "the request body must be a JSON object"};
@@ -418,8 +418,8 @@ struct OpenAiServer::Impl {
 
   void routes() {
     http.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
-      const json body = {{"object", "list"},
-                         {"data", json::array({{{"id", name}, {"object", "model"}, {"created", 0},
+      const Json body = {{"object", "list"},
+                         {"data", Json::array({{{"id", name}, {"object", "model"}, {"created", 0},
                                                 {"owned_by", "referee"},
                                                 {"max_model_len", model->shape().max_positions}}})}};
       res.set_content(body.dump(), "application/json");

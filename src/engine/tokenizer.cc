@@ -12,6 +12,7 @@
 #include "io/byte_level.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/strings.h"
 #include "util/json.h"
 
 namespace referee::engine {
@@ -315,10 +316,6 @@ class SplitAssembler {
 
 // ---- per-thread word cache ----------------------------------------------------------------------
 
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
 
 // Ids of recently merged words, per thread and per tokenizer (keyed by a serial number that is
 // never reused), so encoding takes no lock. Bounded: once full, new words are not added.
@@ -327,7 +324,7 @@ struct WordCache {
   static constexpr size_t kMaxWordBytes = 256;
   static constexpr size_t kMaxIds = 1 << 22;
   uint64_t owner = 0;
-  std::unordered_map<std::string, std::pair<uint32_t, uint32_t>, StringHash, std::equal_to<>> map;
+  std::unordered_map<std::string, std::pair<uint32_t, uint32_t>, TransparentStringHash, std::equal_to<>> map;
   std::vector<int32_t> ids;
 };
 
@@ -374,8 +371,8 @@ struct BpeTokenizer::Impl {
   std::vector<std::string> bytes;  // what decoding emits (the ByteLevel decoder's mapping)
   std::vector<uint8_t> kind;       // kNone, kModel, kAdded, kSpecial
   static constexpr uint8_t kNone = 0, kModel = 1, kAdded = 2, kSpecial = 3;
-  std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> text_to_id;
-  std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> model_bytes_to_id;
+  std::unordered_map<std::string, int32_t, TransparentStringHash, std::equal_to<>> text_to_id;
+  std::unordered_map<std::string, int32_t, TransparentStringHash, std::equal_to<>> model_bytes_to_id;
 
   // The BPE model.
   std::vector<io::VocabEntry> model_vocab;  // as read, for saving

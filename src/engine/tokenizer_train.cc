@@ -10,6 +10,7 @@
 #include "engine/tokenizer.h"
 #include "io/byte_level.h"
 #include "util/error.h"
+#include "util/strings.h"
 #include "util/json.h"
 #include "util/utf8.h"
 
@@ -36,11 +37,6 @@ std::array<uint8_t, 256> bytes_in_gpt2_order() {
   }
   return order;
 }
-
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
 
 uint64_t pair_key(int32_t a, int32_t b) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
@@ -218,7 +214,7 @@ struct WordTable {
 // everything after) do not depend on hash-table order or on the order of the texts.
 WordTable count_words(const BpeTokenizer& front, std::span<const std::string> texts,
                       const std::function<void(std::string_view, std::vector<int32_t>&)>& segment) {
-  std::unordered_map<std::string, int64_t, StringHash, std::equal_to<>> word_counts;
+  std::unordered_map<std::string, int64_t, TransparentStringHash, std::equal_to<>> word_counts;
   for (const auto& text : texts) {
     front.pre_tokenize(text, [&](std::string_view w) {
       if (auto it = word_counts.find(w); it != word_counts.end()) {

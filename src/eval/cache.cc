@@ -17,7 +17,7 @@
 namespace referee::eval {
 namespace {
 
-using nlohmann::json;
+using Json = nlohmann::json;
 using nlohmann::ordered_json;
 
 // "RfEc" in the database header's application_id: marks the file as a referee request cache.
@@ -32,7 +32,7 @@ ordered_json number(double v) {
   return std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf");  // JSON has no infinities
 }
 
-double read_number(const json& j, const std::string& where) {
+double read_number(const Json& j, const std::string& where) {
   if (j.is_number()) return j.get<double>();
   if (j.is_string()) {
     const auto s = j.get<std::string>();
@@ -60,7 +60,7 @@ ordered_json response_to_json(const Response& r) {
   return j;
 }
 
-Response response_from_json(const json& j, const std::string& where) {
+Response response_from_json(const Json& j, const std::string& where) {
   if (!j.is_object()) throw corrupt(where, "a stored response is not a JSON object");
   Response r;
   try {
@@ -69,7 +69,7 @@ Response response_from_json(const json& j, const std::string& where) {
     r.text = j.at("text").get<std::string>();
     r.raw_text = j.at("raw_text").get<std::string>();
     r.finish_reason = j.at("finish_reason").get<std::string>();
-  } catch (const json::exception& e) {
+  } catch (const Json::exception& e) {
     throw corrupt(where, "a stored response is malformed ({})", e.what());
   }
   return r;
@@ -89,7 +89,7 @@ ordered_json RequestCache::canonical_request(const Request& r, const std::string
 }
 
 std::string RequestCache::key(const Request& r, const std::string& model_identity) {
-  const std::string text = canonical_request(r, model_identity).dump(-1, ' ', false, json::error_handler_t::replace);
+  const std::string text = canonical_request(r, model_identity).dump(-1, ' ', false, Json::error_handler_t::replace);
   // JSON cannot carry bytes that are not UTF-8 (they become U+FFFD above), so the raw context and
   // continuation are hashed too, length-prefixed: texts differing only in such bytes never share
   // a key.
@@ -290,8 +290,8 @@ RequestCache::~RequestCache() {
 const std::filesystem::path& RequestCache::path() const { return impl_->path; }
 
 void RequestCache::put(const std::string& key, const ordered_json& canonical, const Response& response) {
-  Pending p{key, canonical.dump(-1, ' ', false, json::error_handler_t::replace),
-            response_to_json(response).dump(-1, ' ', false, json::error_handler_t::replace), now_seconds()};
+  Pending p{key, canonical.dump(-1, ' ', false, Json::error_handler_t::replace),
+            response_to_json(response).dump(-1, ' ', false, Json::error_handler_t::replace), now_seconds()};
   bool full = false;
   {
     std::lock_guard lock(impl_->pending_mutex);
@@ -313,7 +313,7 @@ std::vector<std::optional<Response>> RequestCache::lookup(const std::vector<std:
     for (size_t i = 0; i < keys.size(); ++i) {
       const auto it = impl_->pending_index.find(keys[i]);
       if (it != impl_->pending_index.end()) {
-        out[i] = response_from_json(json::parse(impl_->pending[it->second].response), impl_->where());
+        out[i] = response_from_json(Json::parse(impl_->pending[it->second].response), impl_->where());
       } else {
         missing.push_back(i);
       }
@@ -333,10 +333,10 @@ std::vector<std::optional<Response>> RequestCache::lookup(const std::vector<std:
       if (rc == SQLITE_ROW) {
         const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
         const int n = sqlite3_column_bytes(st, 0);
-        json j;
+        Json j;
         try {
-          j = json::parse(std::string_view(text ? text : "", static_cast<size_t>(n)));
-        } catch (const json::exception&) {
+          j = Json::parse(std::string_view(text ? text : "", static_cast<size_t>(n)));
+        } catch (const Json::exception&) {
           throw corrupt(impl_->where(), "the stored answer for key {} is not JSON", keys[i]);
         }
         out[i] = response_from_json(j, impl_->where());

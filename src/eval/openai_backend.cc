@@ -16,7 +16,7 @@
 namespace referee::eval {
 namespace {
 
-using nlohmann::json;
+using Json = nlohmann::json;
 using nlohmann::ordered_json;
 
 struct Endpoint {
@@ -66,7 +66,7 @@ Endpoint parse_endpoint(const std::string& url, size_t limit) {
 std::string endpoint_message(const std::string& body) {
   // OpenAI's error shape {"error": {"message": ...}}, or FastAPI's {"detail": ...}, or the body.
   try {
-    const json j = json::parse(body);
+    const Json j = Json::parse(body);
     if (j.is_object()) {
       if (j.contains("error")) {
         const auto& e = j["error"];
@@ -76,7 +76,7 @@ std::string endpoint_message(const std::string& body) {
       if (j.contains("detail")) return j["detail"].is_string() ? j["detail"].get<std::string>() : j["detail"].dump();
       if (j.contains("message") && j["message"].is_string()) return j["message"].get<std::string>();
     }
-  } catch (const json::exception&) {
+  } catch (const Json::exception&) {
   }
   return body.size() > 500 ? body.substr(0, 500) + "…" : body;
 }
@@ -94,7 +94,7 @@ std::optional<double> retry_after(const httplib::Response& res) {
   throw BackendError(BackendError::Kind::kMalformed, endpoint, "malformed response: " + what);
 }
 
-const json& field(const json& j, const char* key, const std::string& endpoint, const char* where) {
+const Json& field(const Json& j, const char* key, const std::string& endpoint, const char* where) {
   if (!j.is_object() || !j.contains(key)) malformed(endpoint, fmt::format("{} has no '{}'", where, key));
   return j[key];
 }
@@ -135,23 +135,23 @@ ordered_json openai_request_body(const Request& request, const std::string& mode
 
 Response parse_openai_response(const Request& request, const std::string& text, GenerateMode mode,
                                const ReasoningTags& reasoning, const std::string& endpoint) {
-  json j;
+  Json j;
   try {
-    j = json::parse(text);
-  } catch (const json::exception&) {
+    j = Json::parse(text);
+  } catch (const Json::exception&) {
     malformed(endpoint, "the body is not JSON");
   }
-  const json& choices = field(j, "choices", endpoint, "the response");
+  const Json& choices = field(j, "choices", endpoint, "the response");
   if (!choices.is_array() || choices.empty()) malformed(endpoint, "'choices' is not a non-empty list");
-  const json& choice = choices[0];
+  const Json& choice = choices[0];
   Response r;
   if (choice.contains("finish_reason") && choice["finish_reason"].is_string()) {
     r.finish_reason = choice["finish_reason"].get<std::string>();
   }
   if (request.type == RequestType::kGenerateUntil) {
     if (mode == GenerateMode::kChat) {
-      const json& message = field(choice, "message", endpoint, "the choice");
-      const json& content = field(message, "content", endpoint, "the message");
+      const Json& message = field(choice, "message", endpoint, "the choice");
+      const Json& content = field(message, "content", endpoint, "the message");
       // A separate reasoning_content / reasoning field is simply not read.
       if (content.is_string()) {
         r.raw_text = content.get<std::string>();
@@ -159,18 +159,18 @@ Response parse_openai_response(const Request& request, const std::string& text, 
         malformed(endpoint, "the message's 'content' is not text");
       }
     } else {
-      const json& t = field(choice, "text", endpoint, "the choice");
+      const Json& t = field(choice, "text", endpoint, "the choice");
       if (!t.is_string()) malformed(endpoint, "the choice's 'text' is not a string");
       r.raw_text = t.get<std::string>();
     }
     r.text = cut_at_stop(strip_reasoning(r.raw_text, reasoning), request.generation.until);
     return r;
   }
-  const json& lp = field(choice, "logprobs", endpoint, "the choice");
-  const json& token_logprobs = field(lp, "token_logprobs", endpoint, "logprobs");
-  const json& offsets = field(lp, "text_offset", endpoint, "logprobs");
-  const json& tokens = field(lp, "tokens", endpoint, "logprobs");
-  const json top = lp.contains("top_logprobs") ? lp["top_logprobs"] : json(nullptr);
+  const Json& lp = field(choice, "logprobs", endpoint, "the choice");
+  const Json& token_logprobs = field(lp, "token_logprobs", endpoint, "logprobs");
+  const Json& offsets = field(lp, "text_offset", endpoint, "logprobs");
+  const Json& tokens = field(lp, "tokens", endpoint, "logprobs");
+  const Json top = lp.contains("top_logprobs") ? lp["top_logprobs"] : Json(nullptr);
   if (!token_logprobs.is_array() || !offsets.is_array() || !tokens.is_array() ||
       offsets.size() != token_logprobs.size() || tokens.size() != token_logprobs.size()) {
     malformed(endpoint, "logprobs' tokens, token_logprobs and text_offset are not lists of one length");
@@ -313,7 +313,7 @@ struct OpenAiBackend::Impl {
     const std::string path = endpoints[e].prefix + (chat ? "/chat/completions" : "/completions");
     const ordered_json body = openai_request_body(request, options.model, options.generate_mode);
     auto c = take_client(e);
-    auto res = c->Post(path, body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+    auto res = c->Post(path, body.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
     if (res) give_back(e, std::move(c));  // a failed connection is not reused
     if (!res) {
       const auto err = res.error();

@@ -698,18 +698,18 @@ EncodeFn encoder_for(DType t) {
 }  // namespace
 
 namespace {
-GgmlDecodeFn decoder_for(DType t) {
+GgmlDecodeFn dispatched_decoder(DType t) {
   static const bool fast = cpu_features().avx2 && cpu_features().f16c;
   return fast ? ggml_decoder_avx2(t) : ggml_decoder_baseline(t);
 }
 }  // namespace
 
 bool ggml_can_dequantize(DType t) {
-  return decoder_for(t) != nullptr;
+  return dispatched_decoder(t) != nullptr;
 }
 
 void ggml_dequantize(DType t, const uint8_t* src, size_t n_blocks, float* dst) {
-  const GgmlDecodeFn decode = decoder_for(t);
+  const GgmlDecodeFn decode = dispatched_decoder(t);
   if (!decode) {
     throw not_supported(dtype_name(t), "referee cannot decode {} tensors", dtype_name(t));
   }

@@ -17,7 +17,7 @@
 namespace referee::trace {
 namespace {
 
-constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr double kUnreached = std::numeric_limits<double>::infinity();
 
 // Throws naming the first score of rows [first, first + count) that is not finite.
 REFEREE_AVX2_CLONE void check_finite_rows(const float* score, size_t first, size_t count, size_t cols) {
@@ -75,14 +75,14 @@ class ShortestAugmentingPath {
     const double* v = v_.data();
     const double base = -u_[row];
     const auto reduced = [&](size_t j) { return base - static_cast<double>(c[j]) - v[j]; };
-    double lowest = kInf;
+    double lowest = kUnreached;
     size_t j = 0;
 #if defined(__SSE2__)
     // Eight columns a step, in four independent chains of two doubles (SSE2 is part of x86-64).
     // min_pd(r, low) is r < low ? r : low, the scalar loop's choice exactly.
     {
       const __m128d b = _mm_set1_pd(base);
-      __m128d low0 = _mm_set1_pd(kInf), low1 = low0, low2 = low0, low3 = low0;
+      __m128d low0 = _mm_set1_pd(kUnreached), low1 = low0, low2 = low0, low3 = low0;
       for (; j + 8 <= m_; j += 8) {
         const __m128 c0 = _mm_loadu_ps(c + j), c1 = _mm_loadu_ps(c + j + 4);
         const __m128d r0 = _mm_sub_pd(_mm_sub_pd(b, _mm_cvtps_pd(c0)), _mm_loadu_pd(v + j));
@@ -119,7 +119,7 @@ class ShortestAugmentingPath {
     // The first step, from `row` itself, reaches every column directly: one plain pass over the
     // row (no index list to follow, no earlier distance to beat), fused with the reset of the
     // per-row state.
-    double lowest = kInf;
+    double lowest = kUnreached;
     size_t best = 0;
     {
       const float* c = score_ + row * m_;
@@ -140,7 +140,7 @@ class ShortestAugmentingPath {
         // a free column, which ends the search sooner.
         const float* c = score_ + i * m_;
         const double base = settled - u_[i];
-        lowest = kInf;
+        lowest = kUnreached;
         best = 0;
         for (size_t t = 0; t < todo_count; ++t) {
           const size_t j = todo_[t];

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numbers>
 
 #include "util/version.h"
 
@@ -11,7 +12,6 @@ namespace referee::trace {
 namespace {
 
 using ordered_json = nlohmann::ordered_json;
-constexpr double kLn10 = 2.302585092994046;
 
 // JSON has no infinities or NaN: a p-value below double range is reported through log10_p, and a
 // map cell that could not be computed is null.
@@ -47,20 +47,20 @@ ordered_json weights_json(const WeightEvidence& w) {
   for (const auto& t : w.neuron_tests) {
     layers.push_back({{"a_layer", t.a_layer}, {"b_layer", t.b_layer}, {"a_expert", t.a_expert},
                       {"b_expert", t.b_expert}, {"matched", t.matched},
-                      {"rho_identity", number(t.rho_identity)}, {"log10_p_identity", number(t.log_p_identity / kLn10)},
-                      {"rho_gate_up", number(t.rho_gate_up)}, {"log10_p_gate_up", number(t.log_p_gate_up / kLn10)},
+                      {"rho_identity", number(t.rho_identity)}, {"log10_p_identity", number(t.log_p_identity / std::numbers::ln10)},
+                      {"rho_gate_up", number(t.rho_gate_up)}, {"log10_p_gate_up", number(t.log_p_gate_up / std::numbers::ln10)},
                       {"mean_matched_correlation", number(t.mean_matched_correlation)}});
   }
   ordered_json routers = ordered_json::array();
   for (const auto& t : w.router_tests) {
     routers.push_back({{"a_layer", t.a_layer}, {"b_layer", t.b_layer}, {"matched", t.matched},
-                       {"rho_identity", number(t.rho_identity)}, {"log10_p_identity", number(t.log_p_identity / kLn10)},
+                       {"rho_identity", number(t.rho_identity)}, {"log10_p_identity", number(t.log_p_identity / std::numbers::ln10)},
                        {"mean_matched_correlation", number(t.mean_matched_correlation)}});
   }
   j["router_tests"] = routers;
   j["neuron_tests"] = {{"tests", w.tests_combined},
-                       {"log10_p_identity", number(w.log_p_identity / kLn10)},
-                       {"log10_p_gate_up", number(w.log_p_gate_up / kLn10)},
+                       {"log10_p_identity", number(w.log_p_identity / std::numbers::ln10)},
+                       {"log10_p_gate_up", number(w.log_p_gate_up / std::numbers::ln10)},
                        {"layers", layers}};
   ordered_json best = ordered_json::array();
   for (const auto& m : w.layer_matches) {
@@ -160,7 +160,7 @@ std::string report_text(const TraceReport& r) {
           if (t.b_layer != m.b_layer) continue;
           tests += fmt::format(" | A{}{}: {:.3f}, {} | {:.3f}", t.a_layer,
                                t.a_expert >= 0 ? fmt::format("e{}->e{}", t.a_expert, t.b_expert) : "",
-                               t.rho_identity, p_short(t.log_p_identity / kLn10), t.rho_gate_up);
+                               t.rho_identity, p_short(t.log_p_identity / std::numbers::ln10), t.rho_gate_up);
         }
         out += fmt::format("            {:>3} <- {:>3}  ({:.3f}, {:+.3f}){}\n", m.b_layer, m.best_a_layer, m.best, m.margin, tests);
       }
@@ -179,7 +179,7 @@ std::string report_text(const TraceReport& r) {
     }
     for (const auto& t : w.router_tests) {
       out += fmt::format("router      layer {} <- {}: {} experts matched (mean r {:.2f}), expert order rho {:.3f}, {}\n",
-                         t.b_layer, t.a_layer, t.matched, t.mean_matched_correlation, t.rho_identity, p_short(t.log_p_identity / kLn10));
+                         t.b_layer, t.a_layer, t.matched, t.mean_matched_correlation, t.rho_identity, p_short(t.log_p_identity / std::numbers::ln10));
     }
     out += fmt::format("copies      {} of {} matrices identical, {} equal up to rounding, {} strongly aligned\n",
                        w.b_identical, w.b_matrices, w.b_near_identical, w.b_similar);

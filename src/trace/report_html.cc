@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <numbers>
 #include <cstdint>
 #include <iterator>
 #include <string>
@@ -15,12 +16,12 @@
 #include <vector>
 
 #include "trace/report.h"
+#include "util/strings.h"
 #include "util/version.h"
 
 namespace referee::trace {
 namespace {
 
-constexpr double kLn10 = 2.302585092994046;
 constexpr size_t kMaxCopiesShown = 50;
 
 // ---- text -------------------------------------------------------------------------------------
@@ -115,17 +116,7 @@ std::string signed_num(double x) {
   return fmt::format("{:+.3f}", x);
 }
 
-std::string count(int64_t n) {
-  std::string digits = std::to_string(n < 0 ? -n : n);
-  std::string out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return n < 0 ? "-" + out : out;
-}
-
-std::string percent(double fraction) {
+std::string one_decimal_percent(double fraction) {
   if (!std::isfinite(fraction)) return "n/a";
   return fmt::format("{:.1f}%", 100.0 * fraction);
 }
@@ -145,7 +136,7 @@ std::string p_from_log10(double log10_p) {
 }
 
 std::string p_from_ln(double ln_p) {
-  return p_from_log10(ln_p / kLn10);
+  return p_from_log10(ln_p / std::numbers::ln10);
 }
 
 std::string relation_class(Relation r) {
@@ -422,10 +413,10 @@ void models_section(std::string& out, const TraceReport& r) {
         "<td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>"
         "<td class=\"n\">{}</td><td class=\"n\">{} ({})</td><td class=\"n\">{}</td>"
         "<td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>\n",
-        esc(m.name), esc(m.source), esc(m.format), esc(m.arch.architecture), count(m.arch.layers),
-        count(m.arch.hidden), count(m.arch.ffn), count(m.arch.vocab), count(m.arch.heads),
-        count(m.arch.kv_heads), count(m.arch.experts),
-        count(static_cast<int64_t>(std::min<uint64_t>(m.arch.parameters, INT64_MAX))),
+        esc(m.name), esc(m.source), esc(m.format), esc(m.arch.architecture), group_digits(m.arch.layers),
+        group_digits(m.arch.hidden), group_digits(m.arch.ffn), group_digits(m.arch.vocab), group_digits(m.arch.heads),
+        group_digits(m.arch.kv_heads), group_digits(m.arch.experts),
+        group_digits(static_cast<int64_t>(std::min<uint64_t>(m.arch.parameters, INT64_MAX))),
         m.has_tokenizer ? "yes" : "<span class=\"nc-label\">no</span>",
         m.has_weights ? "yes" : "<span class=\"nc-label\">no</span>");
   }
@@ -446,7 +437,7 @@ void ranking_section(std::string& out, const TraceReport& r) {
       "<h2 id=\"ranking\">Ranking of the references</h2>\n<p>The candidate <strong>{}"
       "</strong> against {} reference fingerprints, strongest evidence of derivation first. "
       "p-values are corrected for {} comparisons (Bonferroni).</p>\n",
-      esc(model_name(r, 0)), r.models.empty() ? 0 : r.models.size() - 1, count(r.comparisons));
+      esc(model_name(r, 0)), r.models.empty() ? 0 : r.models.size() - 1, group_digits(r.comparisons));
   out +=
       "<table class=\"ranking\"><thead><tr><th class=\"n\">rank</th><th>reference</th>"
       "<th>verdict</th><th class=\"n\">p</th><th>decided by</th></tr></thead><tbody>\n";
@@ -518,27 +509,27 @@ void tokenizer_part(std::string& out, const TokenizerComparison& c) {
   add(out, "<p><strong>{}</strong> — {}</p>\n", relation, esc(c.explanation));
   out += "<table class=\"tokenizer\"><tbody>\n";
   add(out, "<tr><th>size</th><td>A: {} tokens, {} merges; B: {} tokens, {} merges</td></tr>\n",
-      count(c.a.tokens), count(c.a.merges), count(c.b.tokens), count(c.b.merges));
+      group_digits(c.a.tokens), group_digits(c.a.merges), group_digits(c.b.tokens), group_digits(c.b.merges));
   add(out,
       "<tr><th>shared tokens</th><td>{} ({} of A, {} of B); {} beyond the byte alphabet and "
       "added tokens</td></tr>\n",
-      count(c.shared_tokens), percent(c.overlap_a), percent(c.overlap_b), count(c.shared_ordinary));
+      group_digits(c.shared_tokens), one_decimal_percent(c.overlap_a), one_decimal_percent(c.overlap_b), group_digits(c.shared_ordinary));
   add(out,
       "<tr><th>identical ids</th><td>{} of the {} shared ordinary tokens keep their id ({})"
       "</td></tr>\n",
-      count(c.identical_ids), count(c.shared_ordinary),
-      c.identical_id_fraction.value ? percent(*c.identical_id_fraction.value) : "n/a");
+      group_digits(c.identical_ids), group_digits(c.shared_ordinary),
+      c.identical_id_fraction.value ? one_decimal_percent(*c.identical_id_fraction.value) : "n/a");
   add(out,
       "<tr><th>extension</th><td>{} tokens of A at the same id in B ({} of A's ordinary "
       "tokens); {} tokens of B at the same id in A ({} of B's ordinary tokens); {} only in A, "
       "{} only in B</td></tr>\n",
-      count(c.kept_ids_a_in_b), count(c.kept_ordinary_a_in_b), count(c.kept_ids_b_in_a),
-      count(c.kept_ordinary_b_in_a), count(c.tokens_only_in_a), count(c.tokens_only_in_b));
+      group_digits(c.kept_ids_a_in_b), group_digits(c.kept_ordinary_a_in_b), group_digits(c.kept_ids_b_in_a),
+      group_digits(c.kept_ordinary_b_in_a), group_digits(c.tokens_only_in_a), group_digits(c.tokens_only_in_b));
   add(out,
       "<tr><th>merges</th><td>{} shared ({} of A, {} of B); common leading merges {}</td>"
       "</tr>\n",
-      count(c.shared_merges), percent(c.merges_shared_a), percent(c.merges_shared_b),
-      count(c.common_merge_prefix));
+      group_digits(c.shared_merges), one_decimal_percent(c.merges_shared_a), one_decimal_percent(c.merges_shared_b),
+      group_digits(c.common_merge_prefix));
   out +=
       "</tbody></table>\n<p class=\"note\">Vocabulary overlap alone misleads (a small "
       "vocabulary is mostly contained in any large one); what survives derivation is the "
@@ -549,8 +540,8 @@ void tokenizer_part(std::string& out, const TokenizerComparison& c) {
 void weights_part(std::string& out, const WeightEvidence& w, const std::string& id,
                   const std::string& a, const std::string& b) {
   out += "<h3>Layer map</h3>\n";
-  add(out, "<p>Probe tokens: {} shared ({} for {}, {} for {}).</p>\n", count(w.shared_probes),
-      count(w.probes_a), a, count(w.probes_b), b);
+  add(out, "<p>Probe tokens: {} shared ({} for {}, {} for {}).</p>\n", group_digits(w.shared_probes),
+      group_digits(w.probes_a), a, group_digits(w.probes_b), b);
   if (!w.computable || w.a_layers.empty() || w.b_layers.empty()) {
     out +=
         "<p><span class=\"nc-label\">not computed:</span> the layer map and the neuron tests "
@@ -586,7 +577,7 @@ void weights_part(std::string& out, const WeightEvidence& w, const std::string& 
           "through the shared tokens' embeddings (Zeng et al., ICLR 2026); {} dimensions "
           "aligned, mean |r| {} (1 would be a permuted copy).</figcaption></figure>\n",
           heatmap_svg(fmt::format("{}-awm", id), "AWM (weights)", w, w.awm_map), a, b,
-          count(w.awm_aligned_dims), num(w.awm_alignment));
+          group_digits(w.awm_aligned_dims), num(w.awm_alignment));
     }
     out += "</div>\n";
     if (!awm) {
@@ -635,7 +626,7 @@ void weights_part(std::string& out, const WeightEvidence& w, const std::string& 
           "<tr><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{}"
           "</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>"
           "<td class=\"n\">{}</td><td class=\"n\">{}</td></tr>\n",
-          t.a_layer, t.b_layer, expert, count(t.matched), num(t.rho_identity),
+          t.a_layer, t.b_layer, expert, group_digits(t.matched), num(t.rho_identity),
           p_from_ln(t.log_p_identity), num(t.rho_gate_up), p_from_ln(t.log_p_gate_up),
           num(t.mean_matched_correlation));
     }
@@ -644,7 +635,7 @@ void weights_part(std::string& out, const WeightEvidence& w, const std::string& 
   add(out,
       "<p class=\"combined\">Combined over {} tests (Fisher's method): neuron order p = {}; "
       "gate/up agreement p = {} (approximate).</p>\n",
-      count(w.tests_combined), p_from_ln(w.log_p_identity), p_from_ln(w.log_p_gate_up));
+      group_digits(w.tests_combined), p_from_ln(w.log_p_identity), p_from_ln(w.log_p_gate_up));
 
   out += "<h3>Copied matrices</h3>\n";
   add(out,
@@ -652,7 +643,7 @@ void weights_part(std::string& out, const WeightEvidence& w, const std::string& 
       "<strong>{}</strong> near-identical (equal up to rounding, e.g. a dtype change), "
       "<strong>{}</strong> similar (strongly aligned with a matrix of {}: a modified "
       "copy).</p>\n",
-      count(w.b_matrices), b, count(w.b_identical), count(w.b_near_identical), count(w.b_similar),
+      group_digits(w.b_matrices), b, group_digits(w.b_identical), group_digits(w.b_near_identical), group_digits(w.b_similar),
       a);
   if (!w.copies.empty()) {
     out +=
@@ -672,7 +663,7 @@ void weights_part(std::string& out, const WeightEvidence& w, const std::string& 
     out += "</tbody></table></div>\n";
     if (w.copies.size() > kMaxCopiesShown) {
       add(out, "<p class=\"note\">… and {} more (the JSON report lists them all).</p>\n",
-          count(static_cast<int64_t>(w.copies.size() - kMaxCopiesShown)));
+          group_digits(static_cast<int64_t>(w.copies.size() - kMaxCopiesShown)));
     }
   }
 
@@ -696,7 +687,7 @@ void weights_part(std::string& out, const WeightEvidence& w, const std::string& 
   add(out,
       "<p>Mean over {} matched norms: Pearson <strong>{}</strong> (between layers of {} "
       "itself: {}); raw cosine {} (between layers of {} itself: {}).</p>\n",
-      count(static_cast<int64_t>(w.norms.size())), num(pearson), a, num(w.norm_pearson_within_a),
+      group_digits(static_cast<int64_t>(w.norms.size())), num(pearson), a, num(w.norm_pearson_within_a),
       num(cosine), a, num(w.norm_raw_cosine_within_a));
   out +=
       "<div class=\"wide\"><table class=\"norms\"><thead><tr><th class=\"n\">A layer</th>"
@@ -757,7 +748,7 @@ std::string report_html(const TraceReport& r) {
   add(out, "<p class=\"meta\">referee {} (git {}) &#183; {} pair{} judged{}</p>\n</header>\n",
       esc(kVersion), esc(kGitHash), r.pairs.size(), r.pairs.size() == 1 ? "" : "s",
       r.comparisons > 1
-          ? fmt::format(" &#183; p-values corrected for {} comparisons", count(r.comparisons))
+          ? fmt::format(" &#183; p-values corrected for {} comparisons", group_digits(r.comparisons))
           : std::string());
   out +=
       "<p class=\"note\"><strong>How to read this page.</strong> A verdict is "

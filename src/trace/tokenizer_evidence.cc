@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "io/byte_level.h"
+#include "util/strings.h"
 
 namespace referee::trace {
 namespace {
@@ -108,15 +109,6 @@ constexpr double kCommonBaseFraction = 0.80;  // one common ordered base, then d
 constexpr double kMinZ = 5.0;
 
 // --- helpers -------------------------------------------------------------------------------------
-
-std::string group(int64_t n) {
-  std::string digits = std::to_string(n < 0 ? -n : n), out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return n < 0 ? "-" + out : out;
-}
 
 std::string percent(double fraction) {
   if (fraction > 0 && fraction < 0.0001) return fmt::format("{:.4f}%", 100 * fraction);
@@ -336,7 +328,7 @@ std::string against_baseline(OrderStatistic s, const ScoredStatistic& st) {
       max_text = fmt::format("{:.4f}", max);
       break;
     case StatisticScale::kLog2Count:
-      max_text = group(std::llround(max));
+      max_text = group_digits(std::llround(max));
       break;
   }
   return fmt::format("unrelated pairs: at most {}, z = {}", max_text, z_text(st.z));
@@ -350,7 +342,7 @@ constexpr const char* kReuseNote =
     "Reusing a tokenizer is common and does not by itself mean the weights were derived.";
 
 void explain_statistics(TokenizerComparison& c) {
-  const auto n = group(c.shared_ordinary);
+  const auto n = group_digits(c.shared_ordinary);
   auto& f = c.identical_id_fraction;
   f.explanation =
       f.value ? fmt::format("{} of the {} shared tokens keep their id ({})", percent(*f.value), n,
@@ -365,20 +357,20 @@ void explain_statistics(TokenizerComparison& c) {
   auto& o = c.order_preserved_fraction;
   o.explanation = o.value
                       ? fmt::format("{} of the shared tokens ({}) keep their relative order ({})",
-                                    percent(*o.value), group(c.order_preserved),
+                                    percent(*o.value), group_digits(c.order_preserved),
                                     against_baseline(OrderStatistic::kOrderPreservedFraction, o))
                       : "not computed: no shared tokens";
   auto& p = c.common_ordered_prefix_fraction;
   p.explanation =
       p.value ? fmt::format("the first {} shared tokens ({}) come in the same order in both ({})",
-                            group(c.common_ordered_prefix), percent(*p.value),
+                            group_digits(c.common_ordered_prefix), percent(*p.value),
                             against_baseline(OrderStatistic::kCommonOrderedPrefixFraction, p))
               : "not computed: no shared tokens";
   auto& m = c.merge_rank_spearman;
   m.explanation = m.value ? fmt::format(
                                 "the {} shared merges' ranks correlate with Spearman's "
                                 "rho = {:.4f} ({})",
-                                group(c.shared_merges), *m.value,
+                                group_digits(c.shared_merges), *m.value,
                                 against_baseline(OrderStatistic::kMergeRankSpearman, m))
                           : "not computed: fewer than 2 shared merges";
   auto& q = c.common_merge_prefix_score;
@@ -386,7 +378,7 @@ void explain_statistics(TokenizerComparison& c) {
                       ? fmt::format(
                             "the first {} {} identical ({}); independent BPEs trained on similar "
                             "text share early merges too, so this is context, not a verdict",
-                            group(c.common_merge_prefix),
+                            group_digits(c.common_merge_prefix),
                             c.common_merge_prefix == 1 ? "merge is" : "merges are",
                             against_baseline(OrderStatistic::kCommonMergePrefix, q))
                       : "not computed: one side has no merges";
@@ -409,7 +401,7 @@ void judge(TokenizerComparison& c) {
     c.explanation = fmt::format(
         "A and B have the same tokenizer: the same {} tokens at the same ids "
         "and the same {} merges. {}",
-        group(A.tokens), group(A.merges), kReuseNote);
+        group_digits(A.tokens), group_digits(A.merges), kReuseNote);
     return;
   }
   const bool ids_beyond_baseline = strong(c.identical_id_fraction);
@@ -427,16 +419,16 @@ void judge(TokenizerComparison& c) {
     std::string kept_text;
     if (kept == base.tokens) {
       kept_text =
-          fmt::format("every one of {}'s {} tokens keeps its id", base_name, group(base.tokens));
+          fmt::format("every one of {}'s {} tokens keeps its id", base_name, group_digits(base.tokens));
     } else {
       const int64_t lost = base.tokens - kept, lost_ordinary = base.ordinary - kept_ordinary;
       kept_text =
-          fmt::format("{} of {}'s {} tokens keep their id ({} do not{})", group(kept), base_name,
-                      group(base.tokens), group(lost),
+          fmt::format("{} of {}'s {} tokens keep their id ({} do not{})", group_digits(kept), base_name,
+                      group_digits(base.tokens), group_digits(lost),
                       lost_ordinary == 0 ? ", none of them ordinary: added or special tokens" : "");
     }
     return fmt::format("{}'s tokenizer extends {}'s: {}; {} added. {}", grown_name, base_name,
-                       kept_text, group(added), kReuseNote);
+                       kept_text, group_digits(added), kReuseNote);
   };
   if (extends(A, B, c.kept_ids_a_in_b, c.kept_ordinary_a_in_b)) {
     c.relation = TokenizerRelation::kExtension;
@@ -457,7 +449,7 @@ void judge(TokenizerComparison& c) {
     c.explanation = fmt::format(
         "{} has only {} tokens beyond the byte alphabet and added tokens: too few to tell chance "
         "from lineage.",
-        A.ordinary < B.ordinary ? "A" : "B", group(std::min(A.ordinary, B.ordinary)));
+        A.ordinary < B.ordinary ? "A" : "B", group_digits(std::min(A.ordinary, B.ordinary)));
     return;
   }
   if (c.shared_ordinary < kMinShared) {
@@ -465,7 +457,7 @@ void judge(TokenizerComparison& c) {
     c.explanation = fmt::format(
         "A and B share only {} tokens beyond the byte alphabet and added "
         "tokens: their vocabularies have almost nothing in common.",
-        group(c.shared_ordinary));
+        group_digits(c.shared_ordinary));
     return;
   }
 
@@ -473,7 +465,7 @@ void judge(TokenizerComparison& c) {
   const auto& R = c.id_spearman;
   const auto& O = c.order_preserved_fraction;
   const auto& P = c.common_ordered_prefix_fraction;
-  const auto shared_text = group(c.shared_ordinary);
+  const auto shared_text = group_digits(c.shared_ordinary);
   if (strong(F) && *F.value >= kSameIdsFraction) {
     c.relation = TokenizerRelation::kSameLineage;
     c.lineage_basis = LineageBasis::kSameIds;
@@ -481,7 +473,7 @@ void judge(TokenizerComparison& c) {
       c.explanation = fmt::format(
           "A and B hold the same {} tokens at the same ids, but their merges "
           "differ ({} of {} and {} shared). {}",
-          group(A.tokens), group(c.shared_merges), group(A.merges), group(B.merges), kReuseNote);
+          group_digits(A.tokens), group_digits(c.shared_merges), group_digits(A.merges), group_digits(B.merges), kReuseNote);
     } else {
       c.explanation = fmt::format(
           "{} of the {} tokens A and B share keep their id (unrelated pairs: at most {}), though "
@@ -513,7 +505,7 @@ void judge(TokenizerComparison& c) {
     c.explanation = fmt::format(
         "The first {} of the {} tokens A and B share come in the same order in both (unrelated "
         "pairs: at most {}); the rest do not: both grew one base vocabulary, then diverged. {}",
-        group(c.common_ordered_prefix), shared_text,
+        group_digits(c.common_ordered_prefix), shared_text,
         percent(kBaseline[size_t(OrderStatistic::kCommonOrderedPrefixFraction)].max), kReuseNote);
     return;
   }
@@ -523,20 +515,20 @@ void judge(TokenizerComparison& c) {
         "Part of the shared vocabulary keeps its ids or order beyond any unrelated pair ({} keep "
         "their id; the first {} shared tokens come in the same order), but not the whole of it: "
         "the tokenizer evidence is inconclusive.",
-        percent(F.value.value_or(0)), group(c.common_ordered_prefix));
+        percent(F.value.value_or(0)), group_digits(c.common_ordered_prefix));
     return;
   }
   c.relation = TokenizerRelation::kUnrelated;
   c.explanation = fmt::format(
       "A and B share {} tokens ({} of A, {} of B), but not their ids or a common ordered base: {} "
       "keep their id and {}, within what unrelated pairs show (z = {} and {}).",
-      group(c.shared_tokens), percent(c.overlap_a), percent(c.overlap_b),
+      group_digits(c.shared_tokens), percent(c.overlap_a), percent(c.overlap_b),
       percent(F.value.value_or(0)),
       c.common_ordered_prefix == 0 ? std::string("no shared token comes first in both")
       : c.common_ordered_prefix == 1
           ? std::string("only the first shared token comes first in both")
           : fmt::format("only the first {} shared tokens come in the same order in both",
-                        group(c.common_ordered_prefix)),
+                        group_digits(c.common_ordered_prefix)),
       z_text(F.z), z_text(P.z));
   if (O.above_baseline_max || R.above_baseline_max) {
     c.explanation += fmt::format(
@@ -871,7 +863,7 @@ std::string tokenizer_comparison_text(const TokenizerComparison& c) {
     std::string kind = s.model_type.empty() ? "?" : s.model_type;
     if (s.byte_level) kind += ", byte-level";
     if (s.byte_fallback) kind += ", byte fallback";
-    return fmt::format("{} tokens ({}, {} merges)", group(s.tokens), kind, group(s.merges));
+    return fmt::format("{} tokens ({}, {} merges)", group_digits(s.tokens), kind, group_digits(s.merges));
   };
   const auto z = [](const ScoredStatistic& s) { return "z " + z_text(s.z); };
   const auto rho = [](const ScoredStatistic& s) {
@@ -890,28 +882,28 @@ std::string tokenizer_comparison_text(const TokenizerComparison& c) {
   out += fmt::format(
       "  {:<10} {} tokens ({} of A, {} of B); {} beyond the byte alphabet and "
       "added tokens\n",
-      "shared", group(c.shared_tokens), percent(c.overlap_a), percent(c.overlap_b),
-      group(c.shared_ordinary));
+      "shared", group_digits(c.shared_tokens), percent(c.overlap_a), percent(c.overlap_b),
+      group_digits(c.shared_ordinary));
   out += fmt::format("  {:<10} {} identical ({}, {}); common id prefix {} ({} of them bytes)\n",
-                     "ids", group(c.identical_ids),
+                     "ids", group_digits(c.identical_ids),
                      percent(c.identical_id_fraction.value.value_or(0)), z(c.identical_id_fraction),
-                     group(c.common_id_prefix), group(c.common_id_prefix_byte_alphabet));
+                     group_digits(c.common_id_prefix), group_digits(c.common_id_prefix_byte_alphabet));
   out += fmt::format("  {:<10} Spearman {} ({}); in order {} ({}); common ordered prefix {} ({})\n",
                      "order", rho(c.id_spearman), z(c.id_spearman),
                      percent(c.order_preserved_fraction.value.value_or(0)),
-                     z(c.order_preserved_fraction), group(c.common_ordered_prefix),
+                     z(c.order_preserved_fraction), group_digits(c.common_ordered_prefix),
                      z(c.common_ordered_prefix_fraction));
   out += fmt::format(
       "  {:<10} {} shared ({} of A, {} of B); rank Spearman {} ({}); common prefix "
       "{}\n",
-      "merges", group(c.shared_merges), percent(c.merges_shared_a), percent(c.merges_shared_b),
-      rho(c.merge_rank_spearman), z(c.merge_rank_spearman), group(c.common_merge_prefix));
+      "merges", group_digits(c.shared_merges), percent(c.merges_shared_a), percent(c.merges_shared_b),
+      rho(c.merge_rank_spearman), z(c.merge_rank_spearman), group_digits(c.common_merge_prefix));
   out +=
       fmt::format("  {:<10} same id in both {}; only in A {}; only in B {}\n", "kept",
-                  group(c.kept_ids_a_in_b), group(c.tokens_only_in_a), group(c.tokens_only_in_b));
+                  group_digits(c.kept_ids_a_in_b), group_digits(c.tokens_only_in_a), group_digits(c.tokens_only_in_b));
   out += fmt::format("  {:<10} A {}, B {}; shared {}, at the same id {}\n", "specials",
-                     group(c.a.special_tokens), group(c.b.special_tokens), group(c.shared_special),
-                     group(c.special_identical_ids));
+                     group_digits(c.a.special_tokens), group_digits(c.b.special_tokens), group_digits(c.shared_special),
+                     group_digits(c.special_identical_ids));
   return out;
 }
 

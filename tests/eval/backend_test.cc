@@ -17,7 +17,7 @@
 namespace referee::eval {
 namespace {
 using nlohmann::json;
-using testing::ScriptedServer;
+using test_servers::ScriptedServer;
 
 Request ll(const std::string& context, const std::string& continuation) {
   Request r;
@@ -58,7 +58,7 @@ BackendError failure_of(Backend& backend, const Request& r) {
 }
 
 TEST(OpenAiBackend, LoglikelihoodEqualsTheEnginesOnTheSameModel) {
-  testing::TinyServer server;
+  test_servers::TinyServer server;
   OpenAiBackend http(options_for({server.url()}));
   EngineBackend engine({referee::testing::tiny_model_dir(), 2, {}});
   const std::vector<std::pair<std::string, std::string>> texts = {
@@ -76,7 +76,7 @@ TEST(OpenAiBackend, LoglikelihoodEqualsTheEnginesOnTheSameModel) {
 }
 
 TEST(OpenAiBackend, GenerationMatchesTheEngineAndChatWorks) {
-  testing::TinyServer server;
+  test_servers::TinyServer server;
   OpenAiBackend http(options_for({server.url()}));
   EngineBackend engine({referee::testing::tiny_model_dir(), 2, {}});
   const Request r = gen("The weather in Seoul", {}, 6);
@@ -226,7 +226,7 @@ TEST(OpenAiBackend, ClassifiesFailuresAsTransientOrPermanent) {
   EXPECT_FALSE(e.transient());
   EXPECT_NE(e.message().find("logprobs"), std::string::npos) << e.message();
 
-  testing::DroppingSocket dropping;
+  test_servers::DroppingSocket dropping;
   OpenAiBackend dropped(options_for({dropping.url()}));
   EXPECT_TRUE(failure_of(dropped, gen("x")).transient());
   EXPECT_GE(dropping.accepted(), 1u);

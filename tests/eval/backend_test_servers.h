@@ -22,7 +22,7 @@
 #include "engine/openai_server.h"
 #include "testing/helpers.h"
 
-namespace referee::eval::testing {
+namespace referee::eval::test_servers {
 
 // The project's server on the tiny model, named "tiny".
 class TinyServer {
@@ -192,4 +192,4 @@ class DroppingSocket {
   std::thread thread_;
 };
 
-}  // namespace referee::eval::testing
+}  // namespace referee::eval::test_servers

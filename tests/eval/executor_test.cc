@@ -17,7 +17,7 @@ namespace referee::eval {
 namespace {
 using nlohmann::json;
 using referee::testing::TempDir;
-using testing::ScriptedServer;
+using test_servers::ScriptedServer;
 
 std::vector<Request> requests(int n, const std::string& task = "arc") {
   std::vector<Request> out;
@@ -255,7 +255,7 @@ TEST(Execute, SpreadsRequestsAcrossEndpoints) {
 
 TEST(Execute, ADeadEndpointsRequestsAreRetriedOnTheLiveOne) {
   ScriptedServer live({}, 5);
-  testing::DroppingSocket dead;
+  test_servers::DroppingSocket dead;
   auto backend = backend_for({dead.url(), live.url()}, 2);
   ExecuteStats stats;
   const auto out = execute(requests(12), backend, nullptr, fast(), &stats);

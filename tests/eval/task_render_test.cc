@@ -13,7 +13,7 @@ namespace {
 
 using ojson = nlohmann::ordered_json;
 
-Task task_from(const std::string& yaml) { return Task(parse_task_yaml(yaml, "test.yaml")); }
+Task rendered_task(const std::string& yaml) { return Task(parse_task_yaml(yaml, "test.yaml")); }
 
 constexpr const char* kMmlu = R"(task: mmlu_anatomy
 dataset_path: hails/mmlu_no_train
@@ -35,7 +35,7 @@ Document mmlu_doc(const std::string& q, int answer) {
 }
 
 TEST(TaskRender, MmluZeroShotOneRequestPerChoice) {
-  Task t = task_from(kMmlu);
+  Task t = rendered_task(kMmlu);
   auto requests = t.build_requests({mmlu_doc(" Which organ pumps blood? ", 0)}, {}, 0);
   ASSERT_EQ(requests.size(), 4u);
   const std::string q = " Which organ pumps blood? ";
@@ -54,7 +54,7 @@ TEST(TaskRender, MmluZeroShotOneRequestPerChoice) {
 }
 
 TEST(TaskRender, MmluFewShotFirstNWritesTheChoiceLetterAsTarget) {
-  Task t = task_from(kMmlu);
+  Task t = rendered_task(kMmlu);
   std::vector<Document> dev = {mmlu_doc("d0", 1), mmlu_doc("d1", 3), mmlu_doc("d2", 0)};
   auto requests = t.build_requests({mmlu_doc("q", 2), mmlu_doc("r", 0)}, dev, 2);
   ASSERT_EQ(requests.size(), 8u);
@@ -68,7 +68,7 @@ TEST(TaskRender, MmluFewShotFirstNWritesTheChoiceLetterAsTarget) {
 }
 
 TEST(TaskRender, KmmluTargetIsAnExpressionOverTheDocument) {
-  Task t = task_from(R"(task: kmmlu_accounting
+  Task t = rendered_task(R"(task: kmmlu_accounting
 dataset_path: HAERAE-HUB/KMMLU
 dataset_name: Accounting
 test_split: test
@@ -109,7 +109,7 @@ TEST(TaskRender, RandomFewShotFromTheEvaluatedSplitMatchesCPython) {
   // rnd = random.Random(1234) and 8 documents, rnd.sample(docs, 3) per document gives
   // [7, 0, 6], [1, 6, 4], [0, 5, 6], [1, 0, 2], [3, 0, 6] (CPython 3.11), so the 2-shot examples
   // are [7, 6], [6, 4], [0, 5], [1, 0], [3, 0].
-  Task t = task_from(fewshot_yaml("test_split: test\nfewshot_split: test\n"));
+  Task t = rendered_task(fewshot_yaml("test_split: test\nfewshot_split: test\n"));
   auto docs = numbered(8);
   std::vector<Document> eval(docs.begin(), docs.begin() + 5);
   auto requests = t.build_requests(eval, docs, 2, 1234);
@@ -126,7 +126,7 @@ TEST(TaskRender, RandomFewShotFromTheEvaluatedSplitMatchesCPython) {
 TEST(TaskRender, RandomFewShotFromAnotherSplitMatchesCPython) {
   // rnd = random.Random(1234); [rnd.sample(range(6), 2) for _ in range(3)]
   //   == [[3, 0], [0, 5], [4, 0]]
-  Task t = task_from(fewshot_yaml("training_split: train\ntest_split: test\n"));
+  Task t = rendered_task(fewshot_yaml("training_split: train\ntest_split: test\n"));
   std::vector<Document> train = numbered(6);
   for (auto& d : train) d["split"] = "train";  // no training document equals an evaluated one
   auto requests = t.build_requests(numbered(3), train, 2, 1234);
@@ -139,7 +139,7 @@ TEST(TaskRender, RandomFewShotFromAnotherSplitMatchesCPython) {
 }
 
 TEST(TaskRender, TooSmallPoolIsAnError) {
-  Task t = task_from(fewshot_yaml("training_split: train\ntest_split: test\n"));
+  Task t = rendered_task(fewshot_yaml("training_split: train\ntest_split: test\n"));
   try {
     t.build_requests(numbered(1), numbered(2), 5, 1234);
     FAIL();
@@ -151,7 +151,7 @@ TEST(TaskRender, TooSmallPoolIsAnError) {
 }
 
 TEST(TaskRender, RepeatsGiveOneRequestEach) {
-  Task t = task_from(R"(task: gsm8k_cot_self_consistency
+  Task t = rendered_task(R"(task: gsm8k_cot_self_consistency
 dataset_path: gsm8k
 dataset_name: main
 test_split: test
@@ -182,18 +182,18 @@ TEST(TaskRender, ChoicesFromAColumnAnExpressionOrARenderedLiteral) {
   Document doc = {{"q", "Pick"}, {"choices", {"x", "y"}}, {"a", "left"}, {"b", "right"}};
   for (const std::string& choice :
        {std::string("doc_to_choice: choices\n"), std::string("doc_to_choice: \"{{choices}}\"\n")}) {
-    auto r = task_from(head + choice).build_requests({doc}, {}, 0);
+    auto r = rendered_task(head + choice).build_requests({doc}, {}, 0);
     ASSERT_EQ(r.size(), 2u);
     EXPECT_EQ(r[1].continuation, " y");
   }
-  auto r = task_from(head + "doc_to_choice: \"{{[a, b]}}\"\n").build_requests({doc}, {}, 0);
+  auto r = rendered_task(head + "doc_to_choice: \"{{[a, b]}}\"\n").build_requests({doc}, {}, 0);
   ASSERT_EQ(r.size(), 2u);
   EXPECT_EQ(r[0].continuation, " left");
   // Not a single expression: rendered, then read as a Python literal (ast.literal_eval).
-  r = task_from(head + "doc_to_choice: \"['{{a}}', \\\"{{b}}!\\\"]\"\n").build_requests({doc}, {}, 0);
+  r = rendered_task(head + "doc_to_choice: \"['{{a}}', \\\"{{b}}!\\\"]\"\n").build_requests({doc}, {}, 0);
   ASSERT_EQ(r.size(), 2u);
   EXPECT_EQ(r[1].continuation, " right!");
-  r = task_from(head + "doc_to_choice: [1, 2.5, true]\ntarget_delimiter: \"\"\n")
+  r = rendered_task(head + "doc_to_choice: [1, 2.5, true]\ntarget_delimiter: \"\"\n")
           .build_requests({doc}, {}, 0);
   ASSERT_EQ(r.size(), 3u);
   EXPECT_EQ(r[1].continuation, "2.5");
@@ -201,14 +201,14 @@ TEST(TaskRender, ChoicesFromAColumnAnExpressionOrARenderedLiteral) {
 }
 
 TEST(TaskRender, LoglikelihoodAndRolling) {
-  auto ll = task_from("task: lambada\ndataset_path: lambada\ntest_split: test\n"
+  auto ll = rendered_task("task: lambada\ndataset_path: lambada\ntest_split: test\n"
                       "output_type: loglikelihood\ndoc_to_text: \"{{text.split(' ')[:-1]|join(' ')}}\"\n"
                       "doc_to_target: \"{{text.split(' ')[-1]}}\"\n")
                 .build_requests({ojson{{"text", "the cat sat"}}}, {}, 0);
   ASSERT_EQ(ll.size(), 1u);
   EXPECT_EQ(ll[0].context, "the cat");
   EXPECT_EQ(ll[0].continuation, " sat");
-  auto rolling = task_from("task: wikitext\ndataset_path: wikitext\ntest_split: test\n"
+  auto rolling = rendered_task("task: wikitext\ndataset_path: wikitext\ntest_split: test\n"
                            "output_type: loglikelihood_rolling\ndoc_to_text: \"\"\n"
                            "doc_to_target: \"{{page}}\"\n")
                      .build_requests({ojson{{"page", "A page of text."}}}, {}, 0);
@@ -219,7 +219,7 @@ TEST(TaskRender, LoglikelihoodAndRolling) {
 }
 
 TEST(TaskRender, TemplateErrorNamesTaskAndDocument) {
-  Task t = task_from(fewshot_yaml("test_split: test\n"));
+  Task t = rendered_task(fewshot_yaml("test_split: test\n"));
   try {
     t.build_requests({ojson{{"i", 1}}, ojson{{"j", 2}}}, {}, 0);
     FAIL();
@@ -229,7 +229,7 @@ TEST(TaskRender, TemplateErrorNamesTaskAndDocument) {
         << e.what();
   }
   // A template that does not parse is refused when the Task is made.
-  EXPECT_THROW(task_from("task: t\ndataset_path: d\ntest_split: test\ndoc_to_text: \"{{ x \"\n"
+  EXPECT_THROW(rendered_task("task: t\ndataset_path: d\ntest_split: test\ndoc_to_text: \"{{ x \"\n"
                          "doc_to_target: y\n"),
                Error);
 }

@@ -13,7 +13,7 @@ namespace {
 
 using ojson = nlohmann::ordered_json;
 
-Task task_from(const std::string& yaml) { return Task(parse_task_yaml(yaml, "test.yaml")); }
+Task scored_task(const std::string& yaml) { return Task(parse_task_yaml(yaml, "test.yaml")); }
 
 std::vector<Response> loglikelihoods(const std::vector<double>& lls,
                                      const std::vector<bool>& greedy = {}) {
@@ -58,7 +58,7 @@ TEST(TaskScore, MultipleChoiceAccAndAccNorm) {
   //   doc 2, gold 1: [-5, -1, -6, -6]    argmax 1 (right); normed -> 1 (right)
   //   doc 3, gold 2: [-1, -2, -3, -2]    argmax 0 (wrong); normed [-1, -1, -1, -0.5] -> 3 (wrong)
   // acc = mean(1, 0, 1, 0) = 0.5, stderr = sqrt(1/3) / 2; acc_norm = 0.75, stderr = 0.5 / 2.
-  Task t = task_from(kChoiceTask);
+  Task t = scored_task(kChoiceTask);
   std::vector<Document> docs;
   for (int g : {0, 3, 1, 2}) docs.push_back(ojson{{"q", "question"}, {"gold", g}});
   auto requests = t.build_requests(docs, {}, 0);
@@ -95,7 +95,7 @@ TEST(TaskScore, MultipleChoiceAccAndAccNorm) {
 
 TEST(TaskScore, AccNormDividesByCodePointsNotBytes) {
   // "é" is one character (two bytes), "ab" two: -2 / 1 < -3 / 2, so the normalised pick is "ab".
-  Task t = task_from("task: t\ndataset_path: d\ntest_split: test\noutput_type: multiple_choice\n"
+  Task t = scored_task("task: t\ndataset_path: d\ntest_split: test\noutput_type: multiple_choice\n"
                      "doc_to_text: q\ndoc_to_choice: [\"é\", \"ab\"]\ndoc_to_target: 1\n");
   std::vector<Document> docs = {ojson{{"x", 1}}};
   auto requests = t.build_requests(docs, {}, 0);
@@ -106,7 +106,7 @@ TEST(TaskScore, AccNormDividesByCodePointsNotBytes) {
 }
 
 TEST(TaskScore, GoldAsChoiceTextAndOutOfRange) {
-  Task t = task_from("task: t\ndataset_path: d\ntest_split: test\noutput_type: multiple_choice\n"
+  Task t = scored_task("task: t\ndataset_path: d\ntest_split: test\noutput_type: multiple_choice\n"
                      "doc_to_text: q\ndoc_to_choice: \"{{options}}\"\ndoc_to_target: \"{{label}}\"\n");
   std::vector<Document> docs = {ojson{{"options", {"yes", "no"}}, {"label", "no"}},
                                 ojson{{"options", {"yes", "no"}}, {"label", "maybe"}}};
@@ -156,7 +156,7 @@ filter_list:
 )Y";
 
 TEST(TaskScore, Gsm8kStrictAndFlexibleExtraction) {
-  Task t = task_from(kGsm8k);
+  Task t = scored_task(kGsm8k);
   std::vector<Document> docs = {
       ojson{{"question", "Janet has 3 apples"}, {"answer", "She has 3 + 2 = 5\n#### 5"}},
       ojson{{"question", "Tom pays"}, {"answer", "12 * 100 = 1200\n#### 1,200"}},
@@ -184,7 +184,7 @@ TEST(TaskScore, Gsm8kStrictAndFlexibleExtraction) {
 }
 
 TEST(TaskScore, MajorityVoteOverRepeats) {
-  Task t = task_from(R"Y(task: sc
+  Task t = scored_task(R"Y(task: sc
 dataset_path: gsm8k
 test_split: test
 doc_to_text: "Q: {{question}}\nA:"
@@ -214,7 +214,7 @@ filter_list:
 }
 
 TEST(TaskScore, LoglikelihoodAccIsGreedy) {
-  Task t = task_from("task: lambada\ndataset_path: d\ntest_split: test\noutput_type: loglikelihood\n"
+  Task t = scored_task("task: lambada\ndataset_path: d\ntest_split: test\noutput_type: loglikelihood\n"
                      "doc_to_text: \"{{c}}\"\ndoc_to_target: \"{{w}}\"\n");
   std::vector<Document> docs = {ojson{{"c", "a"}, {"w", "b"}}, ojson{{"c", "c"}, {"w", "d"}}};
   auto requests = t.build_requests(docs, {}, 0);
@@ -224,7 +224,7 @@ TEST(TaskScore, LoglikelihoodAccIsGreedy) {
 }
 
 TEST(TaskScore, RollingPerplexities) {
-  Task t = task_from("task: wikitext\ndataset_path: d\ntest_split: test\n"
+  Task t = scored_task("task: wikitext\ndataset_path: d\ntest_split: test\n"
                      "output_type: loglikelihood_rolling\ndoc_to_target: \"{{page}}\"\n");
   // "one two" has 2 words and 7 bytes; "three" has 1 word and 5 bytes.
   std::vector<Document> docs = {ojson{{"page", "one two"}}, ojson{{"page", "three"}}};
@@ -238,7 +238,7 @@ TEST(TaskScore, RollingPerplexities) {
 }
 
 TEST(TaskScore, RequestsThatDoNotLineUpAreRefused) {
-  Task t = task_from(kChoiceTask);
+  Task t = scored_task(kChoiceTask);
   std::vector<Document> docs = {ojson{{"q", "x"}, {"gold", 0}}};
   auto requests = t.build_requests(docs, {}, 0);
   EXPECT_THROW(t.score(docs, requests, loglikelihoods({-1, -2})), Error);

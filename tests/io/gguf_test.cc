@@ -45,7 +45,7 @@ struct Bytes {
   }
 };
 
-std::string error_of(const std::vector<uint8_t>& bytes) {
+std::string gguf_error(const std::vector<uint8_t>& bytes) {
   try {
     parse_gguf(bytes, "bad.gguf");
   } catch (const Error& e) {
@@ -289,7 +289,7 @@ TEST(Gguf, MalformedFilesAreRefusedWithAClearMessage) {
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.label);
-    const std::string message = error_of(c.bytes);
+    const std::string message = gguf_error(c.bytes);
     EXPECT_NE(message.find(c.expected), std::string::npos) << message;
   }
 }

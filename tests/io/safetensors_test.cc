@@ -28,7 +28,7 @@ std::vector<uint8_t> raw_safetensors(const std::string& header, size_t data_byte
   return bytes;
 }
 
-std::string error_of(const std::vector<uint8_t>& bytes) {
+std::string safetensors_error(const std::vector<uint8_t>& bytes) {
   try {
     parse_safetensors(bytes, "bad.safetensors");
   } catch (const Error& e) {
@@ -199,7 +199,7 @@ TEST(Safetensors, MalformedHeadersAreRefusedWithAClearMessage) {
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.label);
-    const std::string message = error_of(c.bytes);
+    const std::string message = safetensors_error(c.bytes);
     EXPECT_NE(message.find(c.expected), std::string::npos) << message;
     EXPECT_NE(message.find("bad.safetensors"), std::string::npos) << message;
   }

@@ -5,6 +5,8 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
+#include <map>
+
 #include <nlohmann/json.hpp>
 
 #include "testing/helpers.h"
@@ -53,6 +55,15 @@ LibraryResult library_encode(const fs::path& dir, const std::vector<std::string>
   result.ids_special = doc["ids_special"].get<std::vector<std::vector<int32_t>>>();
   result.vocab_size = doc["vocab_size"].get<int64_t>();
   return result;
+}
+
+const engine::BpeTokenizer& npm_bpe_tokenizer(const std::string& name) {
+  static std::map<std::string, engine::BpeTokenizer> loaded;
+  auto it = loaded.find(name);
+  if (it == loaded.end()) {
+    it = loaded.emplace(name, engine::BpeTokenizer::load(npm_tokenizer_dir(name))).first;
+  }
+  return it->second;
 }
 
 }  // namespace referee::testing

