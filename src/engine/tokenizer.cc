@@ -316,7 +316,6 @@ class SplitAssembler {
 
 // ---- per-thread word cache ----------------------------------------------------------------------
 
-
 // Ids of recently merged words, per thread and per tokenizer (keyed by a serial number that is
 // never reused), so encoding takes no lock. Bounded: once full, new words are not added.
 struct WordCache {

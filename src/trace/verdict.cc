@@ -12,7 +12,6 @@
 namespace referee::trace {
 namespace {
 
-
 double adjusted_log10(double log_p, int64_t comparisons) {
   const double l = log_p / std::numbers::ln10 + std::log10(static_cast<double>(std::max<int64_t>(comparisons, 1)));
   return std::min(l, 0.0);
