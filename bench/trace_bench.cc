@@ -193,19 +193,17 @@ int main(int argc, char** argv) {
     (void)pair;
 
     std::vector<double> numpy_seconds;
+    // Both fingerprints side by side, as `referee trace A B` takes them.
+    const std::vector<const io::Model*> models = {&ma, &mb};
     std::vector<std::function<void()>> sides = {
         [&] { read_files(files); },
         [&] {
-          const auto a = trace::take_fingerprint(ma, options.fingerprint);
-          const auto b = trace::take_fingerprint(mb, options.fingerprint);
-          (void)trace::judge_pair(a, b, options);
+          const auto both = trace::take_fingerprints(models, options.fingerprint);
+          (void)trace::judge_pair(both[0], both[1], options);
         }};
     // Where referee's time goes: the two fingerprints, and the pair judged from fingerprints in
     // memory (what a library comparison costs per reference model).
-    sides.push_back([&] {
-      (void)trace::take_fingerprint(ma, options.fingerprint);
-      (void)trace::take_fingerprint(mb, options.fingerprint);
-    });
+    sides.push_back([&] { (void)trace::take_fingerprints(models, options.fingerprint); });
     sides.push_back([&] { (void)trace::judge_pair(fa, fb, options); });
     if (have_numpy) {
       sides.push_back([&] {

@@ -44,9 +44,8 @@ int run_trace(const TraceCliOptions& o) {
     if (o.models.size() < 2) {
       throw Error::invalid_argument("trace", "give at least two models (or one model and --library DIR)");
     }
-    std::vector<trace::Fingerprint> fps;
-    for (const auto& m : o.models) fps.push_back(trace::fingerprint_of(m, options.fingerprint));
-    report = trace::trace_pairs(fps, options);
+    const std::vector<fs::path> paths(o.models.begin(), o.models.end());
+    report = trace::trace_pairs(trace::fingerprints_of(paths, options.fingerprint), options);
   }
   if (!o.html.empty()) write_file_atomically(o.html, trace::report_html(report));
   if (o.json) {

@@ -12,6 +12,10 @@
 #include <cstdint>
 #include <vector>
 
+namespace referee {
+class ThreadPool;
+}
+
 namespace referee::trace {
 
 // The Gram matrix K = X Xᵀ of n samples with its diagonal set to zero (K̃ in Song et al.), stored as
@@ -44,7 +48,11 @@ double hsic_unbiased(const CenteredGram& k, const CenteredGram& l);
 double cka(const CenteredGram& a, const CenteredGram& b);
 
 // cka(*a[i], *b[j]) for every pair, row-major (a.size() x b.size()): the same values up to
-// rounding (the products are summed a tile at a time), with each Gram read from memory once. Throws referee::Error when sample counts differ.
-std::vector<double> cka_matrix(const std::vector<const CenteredGram*>& a, const std::vector<const CenteredGram*>& b);
+// rounding (the products are summed a tile at a time), with each Gram read from memory once per
+// few rows of A. With a pool, blocks of A's rows run in parallel; each pair's sum is taken in the
+// same order either way, so the values do not depend on the pool or its size. Throws
+// referee::Error when sample counts differ.
+std::vector<double> cka_matrix(const std::vector<const CenteredGram*>& a, const std::vector<const CenteredGram*>& b,
+                               ThreadPool* pool = nullptr);
 
 }  // namespace referee::trace

@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -124,6 +125,9 @@ struct Fingerprint {
 
 // Reads every tensor of `model` once (streaming) and builds its fingerprint.
 Fingerprint take_fingerprint(const io::Model& model, const FingerprintOptions& options);
+// The fingerprints of several models, in order, taken side by side with `options.threads` shared
+// out between them (faster than one after another); one progress bar for all.
+std::vector<Fingerprint> take_fingerprints(std::span<const io::Model* const> models, const FingerprintOptions& options);
 
 // A fingerprint is a safetensors file: one U8 tensor "fingerprint.json" with the document
 // (schema referee.fingerprint/2, docs/json/fingerprint.md) and one f32 tensor per numeric array.
@@ -139,5 +143,8 @@ bool is_fingerprint_file(const std::filesystem::path& path);
 
 // A model path or a fingerprint file, as a fingerprint.
 Fingerprint fingerprint_of(const std::filesystem::path& path, const FingerprintOptions& options);
+// The same for several paths, the models among them fingerprinted side by side (take_fingerprints).
+std::vector<Fingerprint> fingerprints_of(const std::vector<std::filesystem::path>& paths,
+                                         const FingerprintOptions& options);
 
 }  // namespace referee::trace

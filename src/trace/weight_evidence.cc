@@ -411,7 +411,7 @@ void compare_awm(const Fingerprint& a, const Fingerprint& b, const SharedProbes&
     for (size_t j = 0; j < nb; ++j) {
       if (auto it = gb.find({w.b_layers[j], kind}); it != gb.end()) ys.push_back(it->second), y_index.push_back(j);
     }
-    const auto values = cka_matrix(xs, ys);
+    const auto values = cka_matrix(xs, ys, &pool);
     for (size_t x = 0; x < xs.size(); ++x) {
       for (size_t y = 0; y < ys.size(); ++y) {
         const size_t k = x_index[x] * nb + y_index[y];
@@ -503,7 +503,7 @@ WeightEvidence compare_weights(const Fingerprint& a, const Fingerprint& b, const
     for (size_t j = 0; j < nb; ++j) {
       if (grams_b[j]) ys.push_back(&*grams_b[j]), y_index.push_back(j);
     }
-    const auto values = cka_matrix(xs, ys);
+    const auto values = cka_matrix(xs, ys, &pool);
     for (size_t x = 0; x < xs.size(); ++x) {
       for (size_t y = 0; y < ys.size(); ++y) map[x_index[x] * nb + y_index[y]] = values[x * ys.size() + y];
     }

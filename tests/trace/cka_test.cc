@@ -9,6 +9,7 @@
 
 #include "trace/linalg.h"
 #include "util/error.h"
+#include "util/thread_pool.h"
 
 namespace referee::trace {
 namespace {
@@ -206,6 +207,11 @@ TEST(Cka, MatrixOfPairsEqualsPairByPair) {
   }
   EXPECT_NEAR(m[1 * bs.size() + 4], 1.0, 1e-9);
   EXPECT_EQ(m[0 * bs.size() + 5], 0.0);
+  // On a pool: blocks of A's rows in parallel, the same values to the last bit, whatever its size.
+  for (unsigned threads : {1u, 2u, 3u}) {
+    ThreadPool pool(threads);
+    EXPECT_EQ(cka_matrix(pa, pb, &pool), m) << threads << " threads";
+  }
   EXPECT_TRUE(cka_matrix({}, pb).empty());
   const CenteredGram other = make_gram(gaussian(n - 1, 3, rng).data(), n - 1, 3);
   EXPECT_THROW(cka_matrix(pa, {&other}), Error);

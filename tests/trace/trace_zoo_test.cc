@@ -228,5 +228,30 @@ TEST(TraceZoo, ReportDoesNotDependOnTheThreadCount) {
   EXPECT_EQ(reports[0], reports[1]);
 }
 
+// `referee trace A B C` fingerprints its models side by side (the threads shared out between
+// them) and loads saved fingerprints among them: the same report as one model at a time, in the
+// order given, whatever the thread count.
+TEST(TraceZoo, ModelsFingerprintedSideBySideGiveTheSameReport) {
+  referee::testing::TempDir dir;
+  const fs::path models = referee::testing::smoke_zoo_dir() / "models";
+  TraceOptions o;
+  o.fingerprint.progress = false;
+  o.fingerprint.threads = 2;
+  save_fingerprint(fingerprint_of(models / "a-sft", o.fingerprint), dir.path() / "a-sft.safetensors");
+  const std::vector<fs::path> paths = {models / "base-a", dir.path() / "a-sft.safetensors", models / "base-b",
+                                       models / "a-pruned"};
+  std::vector<Fingerprint> one_by_one;
+  for (const auto& p : paths) one_by_one.push_back(fingerprint_of(p, o.fingerprint));
+  const std::string expected = report_json(trace_pairs(one_by_one, o))["pairs"].dump();
+  for (unsigned threads : {1u, 2u, 3u, 8u}) {
+    o.fingerprint.threads = threads;
+    const auto side_by_side = fingerprints_of(paths, o.fingerprint);
+    ASSERT_EQ(side_by_side.size(), paths.size());
+    for (size_t i = 0; i < paths.size(); ++i) EXPECT_EQ(side_by_side[i].source, one_by_one[i].source) << i;
+    EXPECT_EQ(report_json(trace_pairs(side_by_side, o))["pairs"].dump(), expected) << threads << " threads";
+  }
+  EXPECT_THROW(fingerprints_of({models / "base-a", dir.path() / "missing"}, o.fingerprint), Error);
+}
+
 }  // namespace
 }  // namespace referee::trace
