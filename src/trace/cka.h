@@ -48,10 +48,10 @@ double hsic_unbiased(const CenteredGram& k, const CenteredGram& l);
 double cka(const CenteredGram& a, const CenteredGram& b);
 
 // cka(*a[i], *b[j]) for every pair, row-major (a.size() x b.size()): the same values up to
-// rounding (the products are summed a tile at a time), with each Gram read from memory once per
-// few rows of A. With a pool, blocks of A's rows run in parallel; each pair's sum is taken in the
-// same order either way, so the values do not depend on the pool or its size. Throws
-// referee::Error when sample counts differ.
+// rounding (the products are summed in double a tile at a time, as one dgemm per tile), with each
+// Gram read from memory once. With a pool, fixed chunks of tiles run in parallel and their sums are
+// added in order, so the values do not depend on the pool or its size. Throws referee::Error when
+// sample counts differ.
 std::vector<double> cka_matrix(const std::vector<const CenteredGram*>& a, const std::vector<const CenteredGram*>& b,
                                ThreadPool* pool = nullptr);
 
