@@ -136,7 +136,7 @@ double spearman_of_pairs(const std::vector<std::pair<int64_t, int64_t>>& pairs) 
 // and Spearman's rho has a random permutation's distribution. The subset bounds the cost at
 // a_units x B's neurons per layer, where all pairs would grow with the square of the width, and
 // leaves the power far beyond what a verdict needs (a derived layer's 256 matched neurons give
-// rho ~ 1, p ~ 1e-55; the weakest derived pair of the standard zoo, a pruned model against a
+// rho ~ 1, p ~ 1e-57; the weakest derived pair of the standard zoo, a pruned model against a
 // continued-pretraining sibling, still has p ~ 1e-50 over its layers).
 NeuronTest neuron_test(const Responses& gate_a, const Responses& up_a, const Responses& gate_b,
                        const Responses& up_b, int64_t probes_a, int64_t probes_b, const SharedProbes& shared,
