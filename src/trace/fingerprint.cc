@@ -545,13 +545,6 @@ static Fingerprint take_fingerprint_reporting(const io::Model& model, const Fing
   return fp;
 }
 
-Fingerprint take_fingerprint(const io::Model& model, const FingerprintOptions& options) {
-  Progress progress("fingerprint", model.total_bytes(), Progress::Unit::kBytes, options.progress ? -1 : 0);
-  Fingerprint fp = take_fingerprint_reporting(model, options, progress);
-  progress.finish();
-  return fp;
-}
-
 std::vector<Fingerprint> take_fingerprints(std::span<const io::Model* const> models, const FingerprintOptions& options) {
   std::vector<Fingerprint> out(models.size());
   if (models.empty()) return out;
@@ -588,6 +581,11 @@ std::vector<Fingerprint> take_fingerprints(std::span<const io::Model* const> mod
   if (first_error) std::rethrow_exception(first_error);
   progress.finish();
   return out;
+}
+
+Fingerprint take_fingerprint(const io::Model& model, const FingerprintOptions& options) {
+  const io::Model* one[] = {&model};
+  return std::move(take_fingerprints(one, options).front());
 }
 
 // --- files -----------------------------------------------------------------------------------
